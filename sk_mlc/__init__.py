@@ -1,0 +1,24 @@
+"""sk_mlc: a scikit-learn CNN image classifier that reads the shape of ``y``.
+
+Softmax or sigmoid? :class:`CNNClassifier` decides from ``y``: 1-D labels with
+three or more classes train a softmax network with cross-entropy; two classes
+and multi-hot indicator matrices train sigmoid outputs with binary
+cross-entropy, decided by a ``threshold`` that is an ordinary, tunable
+hyperparameter. :class:`ThresholdTunerCV` tunes one threshold per label at the
+cost of one fit per CV split. :class:`ImageLoader` and :class:`LazyImages`
+bring image files in through Pillow; :mod:`sk_mlc.datasets` reads the common
+folder and CSV layouts.
+"""
+
+from ._classifier import CNNClassifier
+from ._images import ImageLoader, LazyImages, read_image
+from ._threshold import ThresholdTunerCV
+
+__all__ = [
+    "CNNClassifier",
+    "ImageLoader",
+    "LazyImages",
+    "ThresholdTunerCV",
+    "read_image",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""Training-time augmentation, applied to whole batches on the training device.
+
+Augmentation runs inside the training step only (never at predict time) and
+draws from its own ``torch.Generator`` seeded from ``random_state``, so a fit is
+reproducible whatever else uses torch's global random state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+AUGMENTATIONS = ("flip", "shift", "flip+shift")
+
+# Largest shift, as a fraction of the image side: 28 px -> 3 px.
+_SHIFT_FRACTION = 0.125
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to 1/8 of its size, filling with zeros."""
+    n, _, height, width = x.shape
+    pad_h = int(height * _SHIFT_FRACTION)
+    pad_w = int(width * _SHIFT_FRACTION)
+    if pad_h == 0 and pad_w == 0:
+        return x
+    padded = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
+    dy = torch.randint(0, 2 * pad_h + 1, (n,), generator=generator, device=x.device)
+    dx = torch.randint(0, 2 * pad_w + 1, (n,), generator=generator, device=x.device)
+    rows = (dy.view(n, 1) + torch.arange(height, device=x.device)).view(n, 1, height, 1)
+    cols = (dx.view(n, 1) + torch.arange(width, device=x.device)).view(n, 1, 1, width)
+    # One gather per axis crops every image at its own offset without a loop.
+    rows = rows.expand(n, x.shape[1], height, padded.shape[3])
+    cropped = padded.gather(2, rows)
+    cols = cols.expand(n, x.shape[1], height, width)
+    return cropped.gather(3, cols)
+
+
+_PRESETS: dict[str, tuple[Callable, ...]] = {
+    "flip": (random_flip,),
+    "shift": (random_shift,),
+    "flip+shift": (random_flip, random_shift),
+}
+
+
+class Augmenter:
+    """Applies a preset (or the user's callable) with a seeded generator."""
+
+    def __init__(self, augment, seed: int, device: str):
+        self.steps = _PRESETS[augment] if isinstance(augment, str) else (augment,)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            x = step(x, self.generator)
+        return x

@@ -1,0 +1,452 @@
+"""``CNNClassifier``: a scikit-learn classifier whose loss and output follow ``y``."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._augment import AUGMENTATIONS
+from ._cache import fit_network
+from ._data import BatchDataset
+from ._inputs import validate_images
+from ._targets import check_threshold, resolve_target
+
+_LAYOUTS = ("auto", "NHWC", "NCHW")
+_MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+class CNNClassifier(ClassifierMixin, BaseEstimator):
+    """A convolutional image classifier that reads the shape of ``y``.
+
+    ``fit`` looks at the target and decides, in one place, everything that
+    depends on it:
+
+    ============================  =======  ======================  ===========
+    ``y``                         outputs  criterion               activation
+    ============================  =======  ======================  ===========
+    1-D, 2 classes (any labels)   1        ``BCEWithLogitsLoss``   sigmoid
+    1-D, 3 or more classes        k        ``CrossEntropyLoss``    softmax
+    2-D multi-hot (dense/sparse)  k        ``BCEWithLogitsLoss``   sigmoid
+    ============================  =======  ======================  ===========
+
+    ``predict`` returns ``classes_[p >= threshold]`` for binary targets, the
+    argmax class for multiclass targets, and the indicator matrix
+    ``p >= threshold`` (per label, in ``y``'s dtype, sparse if ``y`` was) for
+    multi-label targets. The comparison is always ``>=``. The training engine
+    is a :class:`skorch.NeuralNet`, kept as ``net_``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module, callable or None, default=None
+        The backbone. None builds the built-in CNN (see ``width``, ``depth``).
+        A module (deep-copied, never modified) or a callable returning one
+        (called under the fit's seed) must map ``(n, C, H, W)`` images to
+        features ``(n, F)`` or feature maps ``(n, F, h, w)``; the estimator
+        adds the input standardisation, pooling, ``dropout`` and the output
+        layer sized for the target.
+
+    width : int, default=32
+        Channels of the built-in CNN's first stage; doubled at each stage.
+
+    depth : int, default=3
+        Number of stages of the built-in CNN.
+
+    dropout : float, default=0.1
+        Dropout before the output layer.
+
+    threshold : float or array-like of shape (n_labels,), default=0.5
+        Decision threshold on the positive-class probability for binary and
+        multi-label targets (one value per label, or one for all); a sample is
+        positive when ``p >= threshold``. It has no effect on multiclass
+        targets, which predict the argmax. It does not influence training, so
+        tuning it (with ``memory``, or :class:`ThresholdTunerCV`) needs no
+        retraining.
+
+    class_weight : "balanced", dict, array-like or None, default=None
+        Class weights in the loss. For 1-D targets: "balanced" or a dict
+        ``{class label: weight}``; for binary targets this becomes BCE's
+        ``pos_weight = w_pos / w_neg``. For multi-label targets: "balanced"
+        (``pos_weight = n_negative / n_positive`` per label), a dict
+        ``{label index: weight}`` or an array of one positive weight per label.
+
+    image_shape : tuple of int or None, default=None
+        How to reshape each row of a flat ``(n, d)`` X: ``(H, W)``,
+        ``(H, W, C)`` or ``(C, H, W)`` (the layout rule below applies). None
+        treats each row as a ``1 x d`` one-channel image, so tabular data works.
+
+    layout : {"auto", "NHWC", "NCHW"}, default="auto"
+        Channel axis of 4-D input (or of a 3-D ``image_shape``). "auto" takes
+        the last axis as channels when it has at most 4 entries, otherwise the
+        first axis when it has at most 4; 3-D input ``(n, H, W)`` is always one
+        channel.
+
+    image_size : int, tuple of int or None, default=None
+        Only for image files or PIL images passed as X: the ``(height, width)``
+        every image is resized to; None takes the size of the first training
+        image. At predict time the fitted size is used.
+
+    image_mode : str, default="RGB"
+        Only for image files or PIL images: the Pillow mode they are converted
+        to in ``fit`` ("L" for grey, "RGB", "RGBA"). At predict time the fitted
+        channel count decides.
+
+    max_epochs : int, default=10
+        Number of passes over the training data.
+
+    batch_size : int, default=128
+        Images per training and prediction batch.
+
+    lr : float, default=3e-3
+        Learning rate (the peak of the one-cycle schedule).
+
+    lr_schedule : {"onecycle", "constant"}, default="onecycle"
+        "onecycle" warms the learning rate up and anneals it over
+        ``max_epochs`` (``torch.optim.lr_scheduler.OneCycleLR``, stepped per
+        batch); "constant" keeps ``lr``.
+
+    optimizer : type, default=torch.optim.AdamW
+        A ``torch.optim.Optimizer`` class (or a callable like it, e.g. a
+        ``functools.partial`` carrying extra arguments).
+
+    weight_decay : float, default=1e-2
+        Weight decay passed to the optimizer.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for
+        1-D targets when every class has two samples, random for multi-label),
+        stop when the validation loss has not improved for
+        ``n_iter_no_change`` epochs and restore the best weights.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping``.
+
+    n_iter_no_change : int, default=3
+        Patience of early stopping, in epochs.
+
+    augment : {"flip", "shift", "flip+shift"}, callable or None, default=None
+        Augmentation of training batches (never applied at predict time):
+        random left-right flips, random shifts of up to 1/8 of the image side,
+        or both; or a callable ``f(X, generator) -> X`` on a float
+        ``(n, C, H, W)`` tensor that draws its randomness from ``generator``.
+
+    callbacks : list or None, default=None
+        Extra skorch callbacks (instances or ``(name, callback)`` pairs),
+        deep-copied and passed to the ``NeuralNet``.
+
+    device : str, default="auto"
+        Torch device; "auto" takes CUDA when available, else the CPU.
+
+    num_workers : int, default=0
+        Worker processes that decode image files during training and
+        prediction (torch ``DataLoader``). Arrays are converted in-process.
+
+    memory : str, joblib.Memory or None, default=None
+        Cache of trained networks (as ``Pipeline``'s ``memory``). A fit whose
+        training parameters, data and seed match an earlier one loads that
+        network instead of training again; ``threshold``, ``verbose``,
+        ``memory`` and ``num_workers`` are not part of the key.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout, augmentation and the
+        validation split. The same seed gives the same probabilities. Torch's
+        global random state is left as it was.
+
+    verbose : int, default=0
+        0 is silent; 1 or more prints skorch's table of epochs.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels; for multi-label targets, the label indices ``0..k-1``.
+
+    target_type_ : str
+        ``type_of_target(y)``: "binary", "multiclass" or "multilabel-indicator".
+
+    out_activation_ : str
+        "softmax" or "sigmoid": the nonlinearity applied to the logits.
+
+    criterion_ : torch.nn.Module
+        The loss the network was trained with.
+
+    n_outputs_ : int
+        Number of logits of the output layer.
+
+    input_shape_ : tuple of int
+        ``(C, H, W)`` of the training images.
+
+    n_features_in_ : int
+        ``C * H * W``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X was a DataFrame with string column names.
+
+    n_iter_ : int
+        Epochs actually run (fewer than ``max_epochs`` after early stopping).
+
+    device_ : str
+        The device the network was trained on.
+
+    net_ : skorch.NeuralNet
+        The trained network; its training history is ``net_.history``.
+
+    See Also
+    --------
+    ThresholdTunerCV : Tune one threshold per label from out-of-fold scores.
+    sklearn.neural_network.MLPClassifier : Picks its output activation the same way.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_mlc import CNNClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(40, 8, 8).astype(np.float32)
+    >>> Y = np.stack([X[:, :4].mean((1, 2)) > 0.5, X[:, 4:].mean((1, 2)) > 0.5], 1)
+    >>> clf = CNNClassifier(max_epochs=2, random_state=0).fit(X, Y.astype(int))
+    >>> clf.target_type_, clf.out_activation_, type(clf.criterion_).__name__
+    ('multilabel-indicator', 'sigmoid', 'BCEWithLogitsLoss')
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "module": [nn.Module, callable, None],
+        "width": [Interval(Integral, 1, None, closed="left")],
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "threshold": [Interval(Real, 0, 1, closed="both"), "array-like"],
+        "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
+        "image_shape": [tuple, list, None],
+        "layout": [StrOptions(set(_LAYOUTS))],
+        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+        "image_mode": [str],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"onecycle", "constant"})],
+        "optimizer": [callable],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "augment": [StrOptions(set(AUGMENTATIONS)), callable, None],
+        "callbacks": [list, None],
+        "device": [str, torch.device],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "memory": [str, HasMethods(["cache"]), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        width=32,
+        depth=3,
+        dropout=0.1,
+        threshold=0.5,
+        class_weight=None,
+        image_shape=None,
+        layout="auto",
+        image_size=None,
+        image_mode="RGB",
+        max_epochs=10,
+        batch_size=128,
+        lr=3e-3,
+        lr_schedule="onecycle",
+        optimizer=torch.optim.AdamW,
+        weight_decay=1e-2,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=3,
+        augment=None,
+        callbacks=None,
+        device="auto",
+        num_workers=0,
+        memory=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.module = module
+        self.width = width
+        self.depth = depth
+        self.dropout = dropout
+        self.threshold = threshold
+        self.class_weight = class_weight
+        self.image_shape = image_shape
+        self.layout = layout
+        self.image_size = image_size
+        self.image_mode = image_mode
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.augment = augment
+        self.callbacks = callbacks
+        self.device = device
+        self.num_workers = num_workers
+        self.memory = memory
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network on images ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like or sequence of image paths / PIL images
+            Images ``(n, H, W)``, ``(n, H, W, C)``, ``(n, C, H, W)``, flat rows
+            ``(n, d)`` (see ``image_shape``), or image files decoded batch by
+            batch through Pillow. ``uint8`` pixels are scaled to [0, 1] and
+            ``uint16`` to [0, 1] by their dtype; per-channel mean and std are
+            learned here and applied inside the network.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a multi-hot indicator matrix (dense or sparse).
+
+        Returns
+        -------
+        self : CNNClassifier
+            The fitted estimator.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        images, y = self._validate_images(X, y, reset=True)
+        target = resolve_target(y, type(self).__name__)
+        y_encoded = target.fit_encode(y)
+        if target.uses_threshold:
+            check_threshold(self.threshold, target.n_labels, type(self).__name__)
+        if len(images) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 training samples; got "
+                f"n_samples = {len(images)}."
+            )
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        device = _resolve_device(self.device)
+
+        trained = fit_network(
+            self.memory,
+            self._training_params(device),
+            images,
+            y_encoded,
+            target,
+            seed,
+            verbose=self.verbose,
+            num_workers=self.num_workers,
+        )
+        self._target_ = target
+        self.classes_ = target.classes_
+        self.target_type_ = target.target_type
+        self.out_activation_ = target.out_activation
+        self.n_outputs_ = target.n_outputs
+        self.input_shape_ = images.image_shape
+        self.device_ = device
+        self.net_ = trained
+        self.n_iter_ = len(trained.history)
+        return self
+
+    @property
+    def criterion_(self) -> nn.Module:
+        """The torch loss module the network was trained with."""
+        check_is_fitted(self, "net_")
+        return self.net_.criterion_
+
+    def predict_proba(self, X):
+        """Class probabilities, in batches, in eval mode, without gradients.
+
+        Parameters
+        ----------
+        X : array-like or sequence of image paths / PIL images
+            Images in any layout accepted by ``fit``, of the fitted shape.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
+            Binary: ``(n, 2)`` with columns ``[1 - p, p]``; multiclass: softmax
+            rows summing to 1; multi-label: one sigmoid probability per label.
+        """
+        check_is_fitted(self)
+        images = self._validate_images(X, reset=False)
+        return self._target_.proba(self.net_.predict_proba(BatchDataset(images)))
+
+    def predict(self, X):
+        """Predicted classes (binary, multiclass) or label indicators (multi-label).
+
+        Parameters
+        ----------
+        X : array-like or sequence of image paths / PIL images
+            Images in any layout accepted by ``fit``, of the fitted shape.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_``; for multi-label targets an indicator
+            matrix in ``y``'s dtype (a sparse CSR matrix if ``y`` was sparse).
+        """
+        check_is_fitted(self)
+        target = self._target_
+        threshold = None
+        if target.uses_threshold:
+            # threshold may have changed through set_params since fit.
+            threshold = check_threshold(
+                self.threshold, target.n_labels, type(self).__name__
+            )
+        return target.decide(self.predict_proba(X), threshold)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.input_tags.three_d_array = True
+        return tags
+
+    # -- helpers --------------------------------------------------------------
+
+    def _validate_images(self, X, y=None, *, reset):
+        size = self.image_size
+        mode = self.image_mode
+        if not reset:
+            channels, height, width = self.input_shape_
+            size = (height, width)
+            mode = _MODE_BY_CHANNELS.get(channels, self.image_mode)
+        images, y = validate_images(
+            self,
+            X,
+            y,
+            reset=reset,
+            image_shape=self.image_shape,
+            layout=self.layout,
+            lazy_options={"size": size, "mode": mode},
+            expected_shape=None if reset else self.input_shape_,
+        )
+        return (images, y) if reset else images
+
+    def _training_params(self, device: str) -> dict:
+        """Everything that influences training: the ``memory`` cache key."""
+        params = self.get_params(deep=False)
+        for name in ("threshold", "verbose", "memory", "num_workers", "random_state"):
+            del params[name]
+        params["device"] = device
+        return params
+
+
+def _resolve_device(device) -> str:
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)

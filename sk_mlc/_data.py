@@ -1,0 +1,94 @@
+"""Feeding skorch: a dataset that returns whole batches, and its loader.
+
+skorch's default ``Dataset`` indexes one sample at a time and lets the
+``DataLoader`` collate them, which costs a Python call per image. Here the
+sampler yields an array of indices per batch and the dataset converts the whole
+batch at once (one fancy-index, one dtype conversion), as a hand-written loop
+would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ._inputs import ImageBatches
+
+
+class BatchDataset(Dataset):
+    """``dataset[positions] -> (X_batch, y_batch)`` for an array of positions.
+
+    ``index`` maps positions to rows of ``images`` (a train or validation
+    subset); ``y`` is the encoded target for *all* rows, or None at predict.
+    """
+
+    def __init__(self, images: ImageBatches, y: np.ndarray | None = None, index=None):
+        self.images = images
+        self.y = y
+        self.index = np.arange(len(images)) if index is None else np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, positions):
+        rows = self.index[positions]
+        X = self.images.batch(rows)
+        y = None if self.y is None else torch.from_numpy(self.y[rows])
+        return X, y
+
+
+class BatchSampler(Sampler):
+    """Yields one index array per batch, reshuffled on each pass when ``shuffle``.
+
+    A last batch of a single sample is merged into the one before it:
+    BatchNorm cannot normalise a batch of one image whose features are 1x1.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int):
+        self.n = n
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _bounds(self) -> list[int]:
+        bounds = list(range(0, self.n, self.batch_size)) + [self.n]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]
+        return bounds
+
+    def __len__(self) -> int:
+        return len(self._bounds()) - 1
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=self.generator).numpy()
+        else:
+            order = np.arange(self.n)
+        bounds = self._bounds()
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            yield order[start:stop]
+
+
+def batch_loader(
+    dataset: BatchDataset,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """The ``iterator_train`` / ``iterator_valid`` handed to skorch."""
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(len(dataset), batch_size, shuffle, seed),
+        batch_size=None,  # the sampler already yields whole batches
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        # Without its own generator, every DataLoader iteration draws a base
+        # seed from torch's global RNG: predicting would change the caller's
+        # random state.
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -1,0 +1,122 @@
+"""The network: a small CNN for any image size, and the output head.
+
+The module always returns logits. Which loss and which nonlinearity go with
+them is decided by the target (see ``_targets.py``), never here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+# Side of the pooled feature grid the built-in CNN hands to the head.
+_GRID = 4
+
+
+class Standardize(nn.Module):
+    """Subtract a per-channel mean and divide by a per-channel std.
+
+    The statistics are learned in ``fit`` and stored as buffers, so they travel
+    with the module (device moves, ``state_dict``, pickling).
+    """
+
+    def __init__(self, mean, std):
+        super().__init__()
+        mean = torch.as_tensor(np.asarray(mean, dtype=np.float32)).view(1, -1, 1, 1)
+        std = torch.as_tensor(np.asarray(std, dtype=np.float32)).view(1, -1, 1, 1)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ConvNet(nn.Module):
+    """A VGG-style CNN that adapts to any image size and channel count.
+
+    ``depth`` stages of ``conv3x3 - BatchNorm - ReLU`` (``width`` channels in
+    the first stage, doubled in each next one), a 2x max-pool between stages
+    on every axis that is still at least 2 pixels long (so a 1 x d "image"
+    only shrinks along d), then average pooling to at most ``4 x 4`` cells,
+    flattened. Keeping a coarse grid instead of one global average keeps
+    *where* things are, which matters for small images and for multi-label
+    images whose labels live in different places. The output is a
+    ``(n, n_features)`` feature vector; the estimator attaches the head.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        *,
+        width: int = 32,
+        depth: int = 3,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        height, wide = image_size
+        channels = in_channels
+        for stage in range(depth):
+            out = width * 2**stage
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
+            channels = out
+            if stage < depth - 1:
+                kernel = (2 if height >= 2 else 1, 2 if wide >= 2 else 1)
+                if kernel != (1, 1):
+                    layers.append(nn.MaxPool2d(kernel))
+                    height, wide = height // kernel[0], wide // kernel[1]
+        grid = (min(_GRID, height), min(_GRID, wide))
+        layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.n_features = channels * grid[0] * grid[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def build_module(
+    backbone: nn.Module,
+    image_shape: tuple[int, int, int],
+    n_outputs: int,
+    mean,
+    std,
+    dropout: float,
+) -> nn.Sequential:
+    """``Standardize -> backbone -> [global pool] -> dropout -> Linear(n_outputs)``.
+
+    The backbone's output size is found with one dry run on a zero image, so any
+    module that maps ``(n, C, H, W)`` to ``(n, F)`` or ``(n, F, h, w)`` fits.
+    """
+    probe = torch.zeros((2, *image_shape))
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            out = backbone(probe)
+    except Exception as exc:  # the user's module; its error is not ours to type
+        raise ValueError(
+            f"The module failed on a batch of images of shape (n, {image_shape[0]}, "
+            f"{image_shape[1]}, {image_shape[2]}) (n, C, H, W): {exc}"
+        ) from exc
+    finally:
+        backbone.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim not in (2, 4):
+        shape = (
+            tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        )
+        raise ValueError(
+            "The module must return a tensor of shape (n, F) or (n, F, h, w); "
+            f"it returned {shape}."
+        )
+    layers: list[nn.Module] = [Standardize(mean, std), backbone]
+    if out.ndim == 4:
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(out.shape[1], n_outputs))
+    return nn.Sequential(*layers)
