@@ -1,0 +1,598 @@
+"""Tune one decision threshold per label by cross-validation.
+
+:class:`ThresholdTunerCV` generalises scikit-learn's
+:class:`~sklearn.model_selection.TunedThresholdClassifierCV` from binary to
+multi-label targets. The costly part, fitting the classifier, happens once per
+CV split whatever the number of candidate thresholds: every candidate is scored
+on the pooled out-of-fold probabilities, which only needs counting.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_cv
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import (
+    _check_method_params,
+    check_is_fitted,
+    column_or_1d,
+    indexable,
+)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den == 0`` (scikit-learn's ``zero_division=0``)."""
+    num, den = np.broadcast_arrays(np.asarray(num, float), np.asarray(den, float))
+    return np.divide(num, den, out=np.zeros(num.shape), where=den > 0)
+
+
+def _balanced_accuracy(tp, fp, fn, tn, beta):
+    tpr, tnr = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+    has_pos, has_neg = tp + fn > 0, tn + fp > 0
+    # balanced_accuracy_score averages the recall of the classes present in
+    # y_true only: a label without positives scores its TNR, not (TNR + 0) / 2.
+    return np.where(has_pos & has_neg, (tpr + tnr) / 2, np.where(has_pos, tpr, tnr))
+
+
+# Each metric from the confusion counts of p >= t, exactly as the matching
+# sklearn.metrics function with zero_division=0 would score the predictions.
+_COUNT_METRICS = {
+    "f1": lambda tp, fp, fn, tn, beta: _ratio(2 * tp, 2 * tp + fp + fn),
+    "fbeta": lambda tp, fp, fn, tn, beta: _ratio(
+        (1 + beta**2) * tp, (1 + beta**2) * tp + beta**2 * fn + fp
+    ),
+    "precision": lambda tp, fp, fn, tn, beta: _ratio(tp, tp + fp),
+    "recall": lambda tp, fp, fn, tn, beta: _ratio(tp, tp + fn),
+    "jaccard": lambda tp, fp, fn, tn, beta: _ratio(tp, tp + fp + fn),
+    "accuracy": lambda tp, fp, fn, tn, beta: _ratio(tp + tn, tp + fp + fn + tn),
+    "balanced_accuracy": _balanced_accuracy,
+}
+
+
+def _confusion_counts(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray):
+    """TP, FP, FN, TN of ``P >= t`` for every threshold and label, each ``(T, k)``.
+
+    Sorting each label's scores once and counting with ``searchsorted`` is exact
+    and costs O(n log n) per label, instead of materialising a ``(T, n, k)``
+    boolean array that grows with the number of candidates.
+    """
+    counts = np.empty((4, len(thresholds), Y.shape[1]), dtype=np.int64)
+    for j in range(Y.shape[1]):
+        pos, neg = np.sort(P[Y[:, j], j]), np.sort(P[~Y[:, j], j])
+        # side="left" counts the scores strictly below t, so the rest are p >= t.
+        tp = pos.size - np.searchsorted(pos, thresholds, side="left")
+        fp = neg.size - np.searchsorted(neg, thresholds, side="left")
+        counts[:, :, j] = tp, fp, pos.size - tp, neg.size - fp
+    return counts
+
+
+def _positive_proba(proba, n_labels: int, estimator) -> np.ndarray:
+    """The positive-class probabilities as one ``(n_samples, n_labels)`` array.
+
+    Accepts the three ``predict_proba`` layouts of scikit-learn classifiers:
+    ``(n, 2)`` for binary, ``(n, n_labels)`` for multi-label (MLPClassifier,
+    OneVsRestClassifier), and a list of ``n_labels`` ``(n, 2)`` arrays
+    (RandomForestClassifier, MultiOutputClassifier).
+    """
+    if isinstance(proba, list):
+        if len(proba) != n_labels:
+            raise ValueError(
+                f"ThresholdTunerCV expected predict_proba to return {n_labels} "
+                f"arrays, one per label; got a list of {len(proba)}."
+            )
+        columns = []
+        for j, p in enumerate(proba):
+            p = np.asarray(p, dtype=np.float64)
+            if p.shape[1] == 1:
+                # A label constant in a training fold leaves a one-column proba;
+                # the estimator's classes_ says which class that column is.
+                classes = getattr(estimator, "classes_", None)
+                only_class = 0 if classes is None else np.ravel(classes[j])[0]
+                p = np.hstack([1 - p, p]) if only_class == 1 else np.hstack([p, 1 - p])
+            columns.append(p[:, 1])
+        return np.column_stack(columns)
+    proba = np.asarray(proba, dtype=np.float64)
+    if n_labels == 1 and proba.ndim == 2 and proba.shape[1] == 2:
+        return proba[:, 1:]
+    if proba.ndim == 2 and proba.shape[1] == n_labels:
+        return proba
+    expected = "(n_samples, 2)" if n_labels == 1 else f"(n_samples, {n_labels})"
+    raise ValueError(
+        f"ThresholdTunerCV expected predict_proba to return shape {expected}; got "
+        f"{proba.shape}. Is the estimator fitted on the same kind of target?"
+    )
+
+
+def _fit_predict_fold(estimator, X, y, train, val, fit_params, n_labels, keep):
+    """Fit ``estimator`` on ``train``; return it (if ``keep``) and its proba on ``val``.
+
+    Not keeping it spares memory and, with process-based ``n_jobs``, shipping
+    every fold's fitted model (a whole network, say) back to the parent.
+    """
+    fit_params = _check_method_params(X, fit_params, indices=train)
+    estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
+    proba = estimator.predict_proba(_safe_indexing(X, val))
+    return (estimator if keep else None), _positive_proba(proba, n_labels, estimator)
+
+
+def _encode_binary(y):
+    classes = np.unique(column_or_1d(y, warn=True))
+    if len(classes) != 2:
+        raise ValueError(
+            f"ThresholdTunerCV needs 2 classes in a binary y; got only one class: "
+            f"{classes.tolist()}."
+        )
+    return (column_or_1d(y) == classes[1])[:, None], classes
+
+
+def _encode_multilabel(y):
+    Y = y.toarray() if sp.issparse(y) else np.asarray(y)
+    return Y.astype(bool), np.arange(Y.shape[1])
+
+
+# The one place that branches on the kind of y: how to turn it into a boolean
+# (n_samples, n_labels) indicator and its classes_.
+_TARGETS = {"binary": _encode_binary, "multilabel-indicator": _encode_multilabel}
+
+
+def _estimator_has(attr: str):
+    """For ``available_if``: the fitted (else the unfitted) estimator has ``attr``."""
+
+    def check(self):
+        getattr(getattr(self, "estimator_", self.estimator), attr)
+        return True
+
+    return check
+
+
+class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Classifier whose decision thresholds, one per label, are tuned by CV.
+
+    ``fit`` fits a clone of ``estimator`` once per CV split, pools the
+    out-of-fold positive-class probabilities into one ``(n_samples, n_labels)``
+    matrix, scores every candidate threshold on it with a binary metric, keeps
+    the best threshold per label (or one shared threshold), then refits a clone
+    on all the data. That is ``n_splits + 1`` fits however many candidates are
+    tried. ``predict`` decides ``p >= threshold``.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A classifier with ``predict_proba``, fitted on a binary or a multi-label
+        indicator ``y``. A :class:`~sklearn.frozen.FrozenEstimator` (or
+        ``cv="prefit"``) is used as is: no fit, thresholds scored on the data
+        passed to ``fit``, which should not be the data it was trained on.
+
+    scoring : {"f1", "fbeta", "precision", "recall", "jaccard", \
+            "balanced_accuracy", "accuracy"} or callable, default="f1"
+        The binary metric to maximise, per label. A callable
+        ``metric(y_true, y_pred) -> float`` (higher is better) receives 0/1
+        integer arrays and is called once per label and candidate.
+
+    beta : float, default=1.0
+        The ``beta`` of ``scoring="fbeta"``; > 1 weighs recall more.
+
+    constraint : tuple (str, float) or None, default=None
+        ``(metric_name, min_value)``, a metric named as in ``scoring``: maximise
+        ``scoring`` among the thresholds where this metric is ``>= min_value``.
+        When no candidate satisfies it for a label, the candidate with the
+        highest constraint metric is chosen and a ``UserWarning`` names the label.
+
+    thresholds : int or array-like of shape (n_thresholds,), default=19
+        The candidates. An int ``n`` gives ``n`` evenly spaced values strictly
+        inside (0, 1) (19 gives 0.05, 0.10, ..., 0.95); an array gives values in
+        [0, 1], used sorted and without duplicates.
+
+    cv : int, float, cross-validation generator, iterable or "prefit", default=5
+        The splits. An int or splitter goes through
+        :func:`~sklearn.model_selection.check_cv` (stratified K-fold for a binary
+        ``y``, K-fold for a multi-label one); a float in (0, 1) is the validation
+        fraction of one shuffled split; ``"prefit"`` scores the fitted
+        ``estimator`` on the data given to ``fit`` and needs ``refit=False``.
+
+    per_label : bool, default=True
+        Choose one threshold per label. If False, choose one threshold for all
+        labels, the one maximising the metric micro-averaged over the labels.
+
+    refit : bool, default=True
+        Refit a clone on all the data. ``False`` is only allowed with a single
+        split, whose fitted clone then becomes ``estimator_``.
+
+    n_jobs : int, default=None
+        Number of CV splits fitted in parallel. ``None`` means 1.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffled split of a float ``cv``; unused otherwise.
+
+    Attributes
+    ----------
+    estimator_ : estimator instance
+        The fitted classifier used by ``predict`` and ``predict_proba``.
+
+    best_thresholds_ : ndarray of shape (n_labels,)
+        The chosen threshold of each label; shape ``(1,)`` for a binary ``y``.
+
+    best_score_ : float
+        The metric micro-averaged over all labels (computed on the flattened
+        indicator matrices) of the out-of-fold predictions made with
+        ``best_thresholds_``, comparable between ``per_label=True`` and False.
+
+    best_label_scores_ : ndarray of shape (n_labels,)
+        Each label's metric at its chosen threshold.
+
+    thresholds_ : ndarray of shape (n_thresholds,)
+        The candidate thresholds, ascending.
+
+    scores_ : ndarray of shape (n_thresholds, n_labels)
+        Each label's metric at each candidate, e.g. to plot F1 against threshold.
+
+    scores_global_ : ndarray of shape (n_thresholds,)
+        The micro-averaged metric when all labels share each candidate.
+
+    constraint_scores_ : ndarray of shape (n_thresholds, n_labels) or None
+        Each label's constraint metric at each candidate; None without constraint.
+
+    classes_ : ndarray
+        The two class labels of a binary ``y`` (the positive class is
+        ``classes_[1]``), or ``arange(n_labels)`` for a multi-label ``y``.
+
+    target_type_ : {"binary", "multilabel-indicator"}
+        The kind of ``y`` seen in ``fit``; it fixes the format of ``predict``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``, if ``estimator_`` exposes it.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, if ``estimator_`` exposes them.
+
+    See Also
+    --------
+    sklearn.model_selection.TunedThresholdClassifierCV : The binary-only original.
+    sk_mlc.CNNClassifier : Its ``threshold`` takes ``best_thresholds_`` as is.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_multilabel_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.multiclass import OneVsRestClassifier
+    >>> from sk_mlc import ThresholdTunerCV
+    >>> X, Y = make_multilabel_classification(
+    ...     n_samples=200, n_classes=3, n_labels=1, random_state=0
+    ... )
+    >>> tuner = ThresholdTunerCV(
+    ...     OneVsRestClassifier(LogisticRegression(max_iter=500)), cv=3
+    ... ).fit(X, Y)
+    >>> tuner.best_thresholds_.round(2)  # one per label, from 0.05, 0.10, ..., 0.95
+    array([0.4 , 0.15, 0.35])
+    >>> tuner.scores_.shape  # out-of-fold F1 of 19 candidates for 3 labels
+    (19, 3)
+    >>> default = tuner.scores_global_[9]  # all labels at 0.5
+    >>> print(f"micro F1 at 0.5: {default:.3f}, tuned: {tuner.best_score_:.3f}")
+    micro F1 at 0.5: 0.732, tuned: 0.756
+    >>> tuner.predict(X[:2])
+    array([[0, 0, 0],
+           [0, 0, 1]])
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict_proba"])],
+        "scoring": [StrOptions(set(_COUNT_METRICS)), callable],
+        "beta": [Interval(Real, 0, None, closed="neither")],
+        "constraint": [tuple, list, None],
+        "thresholds": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "cv": [
+            "cv_object",
+            StrOptions({"prefit"}),
+            Interval(RealNotInt, 0.0, 1.0, closed="neither"),
+        ],
+        "per_label": ["boolean"],
+        "refit": ["boolean"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        scoring="f1",
+        beta=1.0,
+        constraint=None,
+        thresholds=19,
+        cv=5,
+        per_label=True,
+        refit=True,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.scoring = scoring
+        self.beta = beta
+        self.constraint = constraint
+        self.thresholds = thresholds
+        self.cv = cv
+        self.per_label = per_label
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # The inner estimator is validated by its own fit, not skipped.
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, **fit_params):
+        """Fit per split, tune the thresholds out of fold, then refit.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data, in any format ``estimator`` accepts.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Binary class labels, or a multi-label indicator matrix (dense or sparse).
+
+        **fit_params : dict
+            Passed to ``estimator.fit`` (sliced per split when sample-aligned);
+            unused for a prefit estimator.
+
+        Returns
+        -------
+        self : object
+            The fitted tuner.
+        """
+        X, y = indexable(X, y)
+        target_type = type_of_target(y, input_name="y")
+        if target_type not in _TARGETS:
+            # The wording matches scikit-learn's own binary-only classifiers, so
+            # its estimator checks recognise the refusal.
+            raise ValueError(
+                f"Unknown label type: {target_type!r}. Only binary classification "
+                "is supported, per label: ThresholdTunerCV tunes a binary y (1-D, "
+                "2 classes) or a multi-label indicator matrix of 0/1 values. A "
+                "multiclass y has no per-label threshold to tune."
+            )
+        Y, self.classes_ = _TARGETS[target_type](y)
+        self.target_type_ = target_type
+        self._y_sparse = sp.issparse(y)
+        self._y_dtype = getattr(y, "dtype", np.dtype(int))
+        self.thresholds_ = self._check_thresholds()
+        constraint = self._check_constraint()
+
+        val_idx, P = self._out_of_fold_proba(X, y, Y.shape[1], fit_params)
+        self._tune(Y[val_idx], P, constraint)
+
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(self.estimator_, attr):
+                setattr(self, attr, getattr(self.estimator_, attr))
+        return self
+
+    def _check_thresholds(self) -> np.ndarray:
+        if isinstance(self.thresholds, Integral):
+            return np.linspace(0, 1, self.thresholds + 2)[1:-1]
+        values = np.asarray(self.thresholds, dtype=np.float64)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(
+                "ThresholdTunerCV: thresholds must be an int or a non-empty 1-D "
+                f"array of candidates; got an array of shape {values.shape}."
+            )
+        if not np.all((values >= 0) & (values <= 1)):  # also rejects NaN
+            raise ValueError(
+                "ThresholdTunerCV: thresholds must lie in [0, 1]; got values from "
+                f"{values.min()} to {values.max()}."
+            )
+        return np.unique(values)
+
+    def _check_constraint(self):
+        if self.constraint is None:
+            return None
+        constraint = tuple(self.constraint)
+        if (
+            len(constraint) != 2
+            or constraint[0] not in _COUNT_METRICS
+            or not isinstance(constraint[1], Real)
+        ):
+            raise ValueError(
+                "ThresholdTunerCV: constraint must be None or (metric_name, "
+                f"min_value) with metric_name in {sorted(_COUNT_METRICS)}; got "
+                f"{self.constraint!r}."
+            )
+        return constraint
+
+    def _out_of_fold_proba(self, X, y, n_labels, fit_params):
+        """Set ``estimator_`` and return the validation indices and their proba."""
+        cv_prefit = isinstance(self.cv, str) and self.cv == "prefit"
+        prefit = cv_prefit or isinstance(self.estimator, FrozenEstimator)
+        if prefit:
+            # A FrozenEstimator ignores fit, so K folds would score K copies of
+            # the same model: score it once on all the data instead.
+            if cv_prefit and self.refit:
+                raise ValueError("When cv='prefit', refit cannot be True.")
+            try:
+                check_is_fitted(self.estimator)
+            except NotFittedError as exc:
+                raise NotFittedError(
+                    "ThresholdTunerCV: with cv='prefit' or a FrozenEstimator, "
+                    "`estimator` must be fitted."
+                ) from exc
+            self.estimator_ = self.estimator
+            proba = self.estimator_.predict_proba(X)
+            return np.arange(len(y)), _positive_proba(proba, n_labels, self.estimator_)
+
+        cv = self._check_cv(y)
+        if not self.refit and cv.get_n_splits(X, y) > 1:
+            raise ValueError("When cv has several folds, refit cannot be False.")
+        splits = list(cv.split(X, y))
+        folds = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_predict_fold)(
+                clone(self.estimator),
+                X,
+                y,
+                train,
+                val,
+                fit_params,
+                n_labels,
+                keep=not self.refit,
+            )
+            for train, val in splits
+        )
+        if self.refit:
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        else:  # a single split: its fitted clone saves one more fit
+            self.estimator_ = folds[0][0]
+        # Pooled rather than averaged per fold: every sample counts once, and a
+        # small fold cannot swing the choice with a noisy per-fold optimum.
+        val_idx = np.concatenate([val for _, val in splits])
+        return val_idx, np.vstack([proba for _, proba in folds])
+
+    def _check_cv(self, y):
+        if isinstance(self.cv, Real) and not isinstance(self.cv, Integral):
+            splitter = (
+                StratifiedShuffleSplit
+                if self.target_type_ == "binary"
+                else ShuffleSplit
+            )
+            return splitter(
+                n_splits=1, test_size=self.cv, random_state=self.random_state
+            )
+        return check_cv(self.cv, y, classifier=True)
+
+    def _tune(self, Y: np.ndarray, P: np.ndarray, constraint) -> None:
+        """Score every candidate on the out-of-fold ``P`` and keep the best."""
+        counts = _confusion_counts(Y, P, self.thresholds_)
+        self.scores_, self.scores_global_ = self._score_table(
+            Y, P, counts, self.scoring
+        )
+        self.constraint_scores_ = None
+        cons = cons_global = min_value = None
+        if constraint is not None:
+            name, min_value = constraint
+            cons, cons_global = self._score_table(Y, P, counts, name)
+            self.constraint_scores_ = cons
+
+        n_labels = Y.shape[1]
+        if self.per_label:
+            best, unmet = _argmax_subject_to(self.scores_, cons, min_value)
+            names = self.classes_[-1:] if n_labels == 1 else np.arange(n_labels)
+            where = f"label(s) {names[unmet].tolist()!r}"
+        else:
+            shared = None if cons is None else cons_global[:, None]
+            best, unmet = _argmax_subject_to(
+                self.scores_global_[:, None], shared, min_value
+            )
+            best = np.repeat(best, n_labels)
+            where = "the shared threshold of all labels"
+        if unmet.any():
+            warnings.warn(
+                f"ThresholdTunerCV: no candidate threshold reaches {constraint[0]} >= "
+                f"{min_value} for {where}; chose the threshold with the highest "
+                f"{constraint[0]} there instead.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+        self.best_thresholds_ = self.thresholds_[best]
+        self.best_label_scores_ = self.scores_[best, np.arange(n_labels)]
+        if callable(self.scoring):
+            y_pred = (P >= self.best_thresholds_).astype(int).ravel()
+            self.best_score_ = float(self.scoring(Y.astype(int).ravel(), y_pred))
+        else:
+            chosen = counts[:, best, np.arange(n_labels)].sum(axis=1)
+            self.best_score_ = float(_COUNT_METRICS[self.scoring](*chosen, self.beta))
+
+    def _score_table(self, Y, P, counts, metric):
+        """``metric`` per candidate: ``(T, k)`` per label, ``(T,)`` micro-averaged."""
+        if not callable(metric):
+            score = _COUNT_METRICS[metric]
+            return score(*counts, self.beta), score(*counts.sum(axis=2), self.beta)
+        y_true = Y.astype(int)
+        per_label = np.empty((len(self.thresholds_), Y.shape[1]))
+        micro = np.empty(len(self.thresholds_))
+        for i, t in enumerate(self.thresholds_):
+            y_pred = (P >= t).astype(int)
+            for j in range(Y.shape[1]):
+                per_label[i, j] = metric(y_true[:, j], y_pred[:, j])
+            micro[i] = metric(y_true.ravel(), y_pred.ravel())
+        return per_label, micro
+
+    def predict(self, X):
+        """Predict with the tuned thresholds: positive where ``p >= threshold``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The samples, as accepted by ``estimator.predict_proba``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            For a binary ``y``, labels from ``classes_``. For a multi-label
+            ``y``, a 0/1 indicator matrix of ``y``'s dtype, a CSR sparse matrix
+            when ``y`` was sparse.
+        """
+        check_is_fitted(self, "best_thresholds_")
+        proba = self.estimator_.predict_proba(X)
+        P = _positive_proba(proba, len(self.best_thresholds_), self.estimator_)
+        decided = P >= self.best_thresholds_
+        if self.target_type_ == "binary":
+            return self.classes_[decided[:, 0].astype(np.intp)]
+        y_pred = decided.astype(self._y_dtype)
+        return sp.csr_matrix(y_pred) if self._y_sparse else y_pred
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """The fitted estimator's ``predict_proba``, unchanged.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The samples, as accepted by ``estimator.predict_proba``.
+
+        Returns
+        -------
+        proba : ndarray or list of ndarray
+            ``(n_samples, 2)`` for a binary ``y``; for a multi-label ``y``,
+            whatever ``estimator_`` returns (``(n_samples, n_labels)`` or a list
+            of ``(n_samples, 2)`` arrays).
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        # Multi-label y is passed through to the estimator, which must take it.
+        tags.classifier_tags.multi_label = get_tags(
+            self.estimator
+        ).classifier_tags.multi_label
+        tags.input_tags.sparse = get_tags(self.estimator).input_tags.sparse
+        return tags
+
+
+def _argmax_subject_to(scores, constraint_scores, min_value):
+    """Best row per column, among rows whose constraint is ``>= min_value``.
+
+    Ties go to the lowest threshold. A column with no feasible row falls back to
+    its highest constraint score and is flagged in the returned mask.
+    """
+    if constraint_scores is None:
+        return scores.argmax(axis=0), np.zeros(scores.shape[1], dtype=bool)
+    feasible = constraint_scores >= min_value
+    best = np.where(feasible, scores, -np.inf).argmax(axis=0)
+    unmet = ~feasible.any(axis=0)
+    best[unmet] = constraint_scores[:, unmet].argmax(axis=0)
+    return best, unmet
