@@ -63,7 +63,13 @@ def fit_network(
             "num_workers",
         ],
     )
-    return cached(key, params, images, y_encoded, target, seed, **kwargs)
+    net = cached(key, params, images, y_encoded, target, seed, **kwargs)
+    # verbose and num_workers are not in the key, so a loaded network carries
+    # those of the fit that trained it: predict with this fit's values instead.
+    net.verbose = verbose
+    net.iterator_train__num_workers = num_workers
+    net.iterator_valid__num_workers = num_workers
+    return net
 
 
 def _train_cached(

@@ -1,0 +1,309 @@
+"""``memory``: a trained network is reused exactly when nothing that shapes it changed.
+
+Every test counts trainings, never time: ``TrainCounter`` (a skorch callback,
+see ``_counting.py``) appends a line to a file when a network starts training,
+which works in joblib's worker processes too. The callback is part of the cache
+key, but its ``path`` is fixed per test, so clones share the key.
+"""
+
+import copy
+import os
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from _counting import TrainCounter, trainings
+from conftest import FAST, quadrant_images
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
+from skorch.callbacks import GradientNormClipping
+
+from sk_mlc import CNNClassifier
+
+# Smaller than FAST: most tests here train several networks that only need to exist.
+SMALL = {**FAST, "max_epochs": 2, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y = quadrant_images(n_samples=48)
+    return X, np.where(Y[:, 0] == 1, "blob", "empty")
+
+
+@pytest.fixture
+def log(tmp_path):
+    return str(tmp_path / "trainings.log")
+
+
+def make(log, memory, extra_callbacks=(), **params):
+    callbacks = [("count", TrainCounter(log)), *extra_callbacks]
+    return CNNClassifier(memory=memory, callbacks=callbacks, **{**SMALL, **params})
+
+
+# -- hits ---------------------------------------------------------------------
+
+
+def test_hit_is_indistinguishable_from_the_trained_estimator(data, log, tmp_path):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    trained = make(log, cache, class_weight="balanced").fit(X, y)
+    assert trainings(log) == 1
+    # threshold and verbose do not shape the network; clone keeps the key.
+    loaded = clone(trained).set_params(threshold=0.3, verbose=1).fit(X, y)
+    assert trainings(log) == 1
+
+    np.testing.assert_array_equal(loaded.predict_proba(X), trained.predict_proba(X))
+    for name in (
+        "classes_",
+        "target_type_",
+        "out_activation_",
+        "n_outputs_",
+        "input_shape_",
+        "n_features_in_",
+        "n_iter_",
+        "device_",
+    ):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(trained, name))
+    assert len(loaded.net_.history) == len(trained.net_.history) == SMALL["max_epochs"]
+    assert type(loaded.criterion_) is type(trained.criterion_)
+    torch.testing.assert_close(
+        loaded.criterion_.pos_weight, trained.criterion_.pos_weight
+    )
+    # The threshold is this fit's, not the cached one's.
+    positive = trained.predict_proba(X)[:, 1] >= 0.3
+    np.testing.assert_array_equal(loaded.predict(X), loaded.classes_[positive * 1])
+
+    restored = pickle.loads(pickle.dumps(loaded))
+    np.testing.assert_array_equal(restored.predict_proba(X), trained.predict_proba(X))
+    np.testing.assert_array_equal(restored.predict(X), loaded.predict(X))
+
+
+def test_hit_keeps_this_fits_runtime_options(data, log, tmp_path):
+    # verbose and num_workers are not in the key: a loaded network must run
+    # with this fit's values, not with those of the fit that trained it.
+    X, y = data
+    cache = str(tmp_path / "cache")
+    make(log, cache).fit(X, y)
+    loaded = make(log, cache, verbose=1, num_workers=2).fit(X, y)
+    assert trainings(log) == 1
+    assert loaded.net_.verbose == 1
+    assert loaded.net_.iterator_valid__num_workers == 2
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [lambda path: str(path), lambda path: joblib.Memory(path, verbose=0)],
+    ids=["str", "joblib.Memory"],
+)
+def test_memory_as_path_or_joblib_memory(memory, data, log, tmp_path):
+    X, y = data
+    for _ in range(2):
+        make(log, memory(tmp_path / "cache")).fit(X, y)
+    assert trainings(log) == 1
+    assert os.listdir(tmp_path / "cache")
+
+
+def test_same_module_instance_and_its_copy_hit(data, log, tmp_path):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+    make(log, cache, module=backbone).fit(X, y)
+    make(log, cache, module=copy.deepcopy(backbone)).fit(X, y)
+    clone(make(log, cache, module=backbone)).fit(X, y)
+    assert trainings(log) == 1
+    # Same architecture, other weights: another network.
+    make(log, cache, module=torch.nn.Sequential(*backbone).apply(_reinit)).fit(X, y)
+    assert trainings(log) == 2
+
+
+def _reinit(layer):
+    if isinstance(layer, torch.nn.Conv2d):
+        torch.nn.init.constant_(layer.weight, 0.1)
+
+
+# -- misses -------------------------------------------------------------------
+
+
+def _backbone():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+
+
+CHANGES = {
+    "lr": {"lr": 1e-2},
+    "max_epochs": {"max_epochs": 3},
+    "width": {"width": 4},
+    "depth": {"depth": 1},
+    "dropout": {"dropout": 0.3},
+    "batch_size": {"batch_size": 8},
+    "class_weight": {"class_weight": "balanced"},
+    "augment": {"augment": "flip"},
+    "weight_decay": {"weight_decay": 0.0},
+    "early_stopping": {"early_stopping": True},
+    "lr_schedule": {"lr_schedule": "constant"},
+    "optimizer": {"optimizer": torch.optim.SGD},
+    "module-instance": {"module": _backbone()},
+    "module-callable": {"module": torch.nn.Identity},
+    "callback-param": {
+        "extra_callbacks": [("clip", GradientNormClipping(gradient_clip_value=0.5))]
+    },
+}
+
+
+@pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
+def test_any_training_parameter_change_retrains(change, data, log, tmp_path):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    clip = GradientNormClipping(gradient_clip_value=1.0)
+    base = {"extra_callbacks": [("clip", clip)]}
+    make(log, cache, **base).fit(X, y)
+    make(log, cache, **{**base, **change}).fit(X, y)
+    assert trainings(log) == 2
+    # Both networks are now cached.
+    make(log, cache, **base).fit(X, y)
+    make(log, cache, **{**base, **change}).fit(X, y)
+    assert trainings(log) == 2
+
+
+def _one_pixel(X, y):
+    X = X.copy()
+    X[0, 0, 0] += 1e-3
+    return X, y
+
+
+def _one_label(X, y):
+    y = y.copy()
+    y[0] = "empty" if y[0] == "blob" else "blob"
+    return X, y
+
+
+DATA_CHANGES = {
+    "one-pixel": (_one_pixel, {}),
+    "one-label": (_one_label, {}),
+    # The same bytes read as one 1 x 64 image per row, or as 4x4 images of 4
+    # channels (channels last by the "auto" rule).
+    "flat-rows": (lambda X, y: (X.reshape(len(X), -1), y), {}),
+    "4-channels": (lambda X, y: (X.reshape(len(X), 4, 4, 4), y), {}),
+    "seed": (lambda X, y: (X, y), {"random_state": 1}),
+}
+
+
+@pytest.mark.parametrize("change", DATA_CHANGES.values(), ids=DATA_CHANGES.keys())
+def test_data_or_seed_change_retrains(change, data, log, tmp_path):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    transform, params = change
+    make(log, cache).fit(X, y)
+    make(log, cache, **params).fit(*transform(X, y))
+    assert trainings(log) == 2
+
+
+def test_layout_of_the_same_bytes_retrains(data, log, tmp_path):
+    X, y = data
+    X4 = X.reshape(len(X), 4, 4, 4)  # both axes could hold the channels
+    cache = str(tmp_path / "cache")
+    nhwc = make(log, cache, layout="NHWC").fit(X4, y)
+    nchw = make(log, cache, layout="NCHW").fit(X4, y)
+    assert trainings(log) == 2
+    assert nhwc.input_shape_ == nchw.input_shape_ == (4, 4, 4)
+    assert not np.array_equal(nhwc.predict_proba(X4), nchw.predict_proba(X4))
+
+
+def test_no_seed_retrains_every_fit(data, log, tmp_path):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    for _ in range(2):
+        make(log, cache, random_state=None).fit(X, y)
+    assert trainings(log) == 2
+    # A RandomState instance advances between fits: a new seed, a new network.
+    rng = np.random.RandomState(0)
+    for _ in range(2):
+        make(log, cache, random_state=rng).fit(X, y)
+    assert trainings(log) == 4
+
+
+def test_unhashable_parameter_warns_and_trains(data, log, tmp_path):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    clf = make(log, cache, augment=lambda X, generator: X)
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="memory is ignored"):
+            clf.fit(X, y)
+    assert trainings(log) == 2
+    assert clf.predict_proba(X).shape == (len(X), 2)
+
+
+# -- searches -----------------------------------------------------------------
+
+
+def _search(log, cache, grid, n_jobs=None, cv=3):
+    clf = make(log, cache, **{**FAST, "random_state": 0})
+    return GridSearchCV(clf, grid, cv=KFold(cv), n_jobs=n_jobs)
+
+
+@pytest.mark.parametrize("n_thresholds", [1, 5])
+def test_threshold_search_trains_once_per_fold(n_thresholds, data, log, tmp_path):
+    X, y = data
+    grid = {"threshold": list(np.linspace(0.1, 0.9, n_thresholds))}
+    search = _search(log, str(tmp_path / "cache"), grid).fit(X, y)
+    assert trainings(log) == 3 + 1
+    assert len(search.cv_results_["params"]) == n_thresholds
+
+
+def test_lr_and_threshold_search_trains_once_per_lr_and_fold(data, log, tmp_path):
+    X, y = data
+    grid = {"lr": [1e-3, 1e-2], "threshold": [0.3, 0.5, 0.7]}
+    _search(log, str(tmp_path / "cache"), grid).fit(X, y)
+    assert trainings(log) == 2 * 3 + 1
+
+
+def test_parallel_search_shares_the_cache(data, tmp_path):
+    X, y = data
+    grid = {"threshold": [0.2, 0.4, 0.6, 0.8]}
+    serial_log = str(tmp_path / "serial.log")
+    serial = _search(serial_log, str(tmp_path / "serial"), grid).fit(X, y)
+    assert trainings(serial_log) == 3 + 1
+
+    log = str(tmp_path / "parallel.log")
+    cache = str(tmp_path / "parallel")
+    parallel = _search(log, cache, grid, n_jobs=2).fit(X, y)
+    # Two workers may train the same fold at once (no locks), never more than
+    # without a cache.
+    assert 3 + 1 <= trainings(log) <= 4 * 3 + 1
+    assert parallel.best_params_ == serial.best_params_
+    np.testing.assert_allclose(
+        parallel.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
+    )
+    # Every entry the workers wrote loads cleanly in this process.
+    count = trainings(log)
+    for train, _ in KFold(3).split(X):
+        clone(parallel.estimator).fit(X[train], y[train])
+    parallel.best_estimator_.fit(X, y)
+    assert trainings(log) == count
+
+
+def test_concurrent_fits_of_one_key_leave_only_whole_entries(data, log, tmp_path):
+    X, y = data
+    cache = tmp_path / "cache"
+    clf = make(log, str(cache))
+    fitted = Parallel(n_jobs=2)(delayed(clone(clf).fit)(X, y) for _ in range(4))
+    assert 1 <= trainings(log) <= 4
+    expected = fitted[0].predict_proba(X)
+    for other in fitted[1:]:
+        np.testing.assert_allclose(other.predict_proba(X), expected, atol=1e-6)
+
+    outputs = [
+        os.path.join(root, name)
+        for root, _, names in os.walk(cache)
+        for name in names
+        if name.startswith("output.pkl")
+    ]
+    # One entry, and no temporary file left behind by a writer.
+    assert [os.path.basename(path) for path in outputs] == ["output.pkl"]
+    assert len(joblib.load(outputs[0]).history) == SMALL["max_epochs"]
+    count = trainings(log)
+    clone(clf).fit(X, y)
+    assert trainings(log) == count
