@@ -3,6 +3,9 @@
 The cache key is a hash of every training parameter, the exact training data
 (pixels, layout and encoded target) and the seed. ``threshold`` is not in it,
 which is what makes a grid search over thresholds cost one training per fold.
+The network's outputs are cached too, keyed by the network and the exact
+images: a grid search scores every threshold on the same held-out fold, and
+the forward pass over it need not run once per threshold either.
 Entries are written by :class:`joblib.Memory`, which writes each result to a
 temporary file and renames it into place, so processes sharing a cache
 directory never read a half-written network (at worst, two of them train the
@@ -20,6 +23,7 @@ import torch
 from PIL import Image
 from sklearn.utils.validation import check_memory
 
+from ._data import BatchDataset
 from ._images import LazyImages
 from ._inputs import ImageBatches
 from ._targets import _Target
@@ -37,10 +41,13 @@ def fit_network(
     verbose: int,
     num_workers: int,
 ):
-    """Train a network, or load it from ``memory`` when the key matches."""
+    """Train a network, or load it from ``memory`` when the key matches.
+
+    Returns ``(net, key)``; ``key`` is None when nothing was cached.
+    """
     kwargs = {"verbose": verbose, "num_workers": num_workers}
     if memory is None:
-        return train_network(params, images, y_encoded, target, seed, **kwargs)
+        return train_network(params, images, y_encoded, target, seed, **kwargs), None
     try:
         key = training_key(params, images, y_encoded, target, seed)
     except Exception as exc:  # e.g. a lambda among the parameters cannot be pickled
@@ -50,7 +57,8 @@ def fit_network(
             UserWarning,
             stacklevel=3,
         )
-        return train_network(params, images, y_encoded, target, seed, **kwargs)
+        net = train_network(params, images, y_encoded, target, seed, **kwargs)
+        return net, None
     cached = check_memory(memory).cache(
         _train_cached,
         ignore=[
@@ -69,7 +77,23 @@ def fit_network(
     net.verbose = verbose
     net.iterator_train__num_workers = num_workers
     net.iterator_valid__num_workers = num_workers
-    return net
+    return net, key
+
+
+def predict_activations(memory, key: str | None, net, images: ImageBatches):
+    """``net``'s activated outputs on ``images``, from ``memory`` when cached.
+
+    ``key`` is the training key of ``net`` (None: not cached, compute).
+    """
+    if memory is None or key is None:
+        return net.predict_proba(BatchDataset(images))
+    cached = check_memory(memory).cache(_predict_cached, ignore=["net", "images"])
+    return cached(key, joblib.hash(_images_fingerprint(images)), net, images)
+
+
+def _predict_cached(key, images_key, net, images):
+    # Only the two keys are hashed: the trained network and the exact images.
+    return net.predict_proba(BatchDataset(images))
 
 
 def _train_cached(

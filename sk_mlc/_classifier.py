@@ -13,8 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._augment import AUGMENTATIONS
-from ._cache import fit_network
-from ._data import BatchDataset
+from ._cache import fit_network, predict_activations
 from ._inputs import validate_images
 from ._targets import check_threshold, resolve_target
 
@@ -151,7 +150,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Cache of trained networks (as ``Pipeline``'s ``memory``). A fit whose
         training parameters, data and seed match an earlier one loads that
         network instead of training again; ``threshold``, ``verbose``,
-        ``memory`` and ``num_workers`` are not part of the key.
+        ``memory`` and ``num_workers`` are not part of the key. Predictions
+        are cached too, keyed by the trained network and the exact images, so
+        scoring many thresholds on one validation fold runs one forward pass.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout, augmentation and the
@@ -341,7 +342,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         )
         device = _resolve_device(self.device)
 
-        trained = fit_network(
+        trained, self._cache_key_ = fit_network(
             self.memory,
             self._training_params(device),
             images,
@@ -384,7 +385,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         images = self._validate_images(X, reset=False)
-        return self._target_.proba(self.net_.predict_proba(BatchDataset(images)))
+        activated = predict_activations(
+            self.memory, self._cache_key_, self.net_, images
+        )
+        return self._target_.proba(activated)
 
     def predict(self, X):
         """Predicted classes (binary, multiclass) or label indicators (multi-label).

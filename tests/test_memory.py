@@ -295,15 +295,41 @@ def test_concurrent_fits_of_one_key_leave_only_whole_entries(data, log, tmp_path
     for other in fitted[1:]:
         np.testing.assert_allclose(other.predict_proba(X), expected, atol=1e-6)
 
-    outputs = [
-        os.path.join(root, name)
-        for root, _, names in os.walk(cache)
-        for name in names
-        if name.startswith("output.pkl")
-    ]
-    # One entry, and no temporary file left behind by a writer.
+    def entries(function):
+        return [
+            os.path.join(root, name)
+            for root, _, names in os.walk(cache)
+            if function in root
+            for name in names
+            if name.startswith("output.pkl")
+        ]
+
+    # One network and one set of predictions, and no temporary file left
+    # behind by a writer.
+    outputs = entries("_train_cached")
     assert [os.path.basename(path) for path in outputs] == ["output.pkl"]
     assert len(joblib.load(outputs[0]).history) == SMALL["max_epochs"]
+    assert [os.path.basename(path) for path in entries("_predict_cached")] == [
+        "output.pkl"
+    ]
     count = trainings(log)
     clone(clf).fit(X, y)
     assert trainings(log) == count
+
+
+def test_predictions_are_cached_per_network_and_images(data, log, tmp_path):
+    X, y = data
+    first = make(log, str(tmp_path)).fit(X, y)
+    expected = first.predict_proba(X)
+    again = make(log, str(tmp_path)).set_params(threshold=0.3).fit(X, y)
+    forwards = []
+    again.net_.module_.register_forward_hook(lambda *args: forwards.append(1))
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    assert forwards == []  # same network, same images: no forward pass
+    np.testing.assert_array_equal(
+        again.predict(X), again.classes_[(expected[:, 1] >= 0.3).astype(int)]
+    )
+    X_other = X.copy()
+    X_other[0, 0, 0] += 1.0
+    again.predict_proba(X_other)
+    assert forwards  # one pixel changed: computed
