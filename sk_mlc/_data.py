@@ -70,6 +70,31 @@ class BatchSampler(Sampler):
             yield order[start:stop]
 
 
+class _BatchLoader(DataLoader):
+    """A ``DataLoader`` that stops its workers as soon as a batch fails.
+
+    torch re-raises a worker's error (say, a corrupt image file) from a frame
+    that the exception's own traceback holds: a reference cycle. The iterator
+    is then freed by the cyclic garbage collector, which closes the queues
+    its shutdown needs before calling it, so each worker waits 5 s to time
+    out, at whatever later moment the collector runs. Shutting the workers
+    down here, while the queues still work, avoids that stall.
+    """
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        try:
+            yield from iterator
+        except Exception:
+            # A private torch method, hence the guard: without it, we only
+            # fall back to torch's own (slow) shutdown.
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+                self._iterator = None  # persistent workers: start afresh next time
+            raise
+
+
 def batch_loader(
     dataset: BatchDataset,
     batch_size: int,
@@ -80,7 +105,7 @@ def batch_loader(
     pin_memory: bool = False,
 ) -> DataLoader:
     """The ``iterator_train`` / ``iterator_valid`` handed to skorch."""
-    return DataLoader(
+    return _BatchLoader(
         dataset,
         sampler=BatchSampler(len(dataset), batch_size, shuffle, seed),
         batch_size=None,  # the sampler already yields whole batches
