@@ -23,11 +23,10 @@ import torch
 from PIL import Image
 from sklearn.utils.validation import check_memory
 
-from ._data import BatchDataset
 from ._images import LazyImages
 from ._inputs import ImageBatches
 from ._targets import _Target
-from ._training import train_network
+from ._training import predict_outputs, train_network
 
 
 def fit_network(
@@ -72,28 +71,31 @@ def fit_network(
         ],
     )
     net = cached(key, params, images, y_encoded, target, seed, **kwargs)
-    # verbose and num_workers are not in the key, so a loaded network carries
-    # those of the fit that trained it: predict with this fit's values instead.
+    # verbose is not in the key, so a loaded network carries the value of the
+    # fit that trained it; show this fit's instead.
     net.verbose = verbose
-    net.iterator_train__num_workers = num_workers
-    net.iterator_valid__num_workers = num_workers
     return net, key
 
 
-def predict_activations(memory, key: str | None, net, images: ImageBatches):
+def predict_activations(
+    memory, key: str | None, net, images: ImageBatches, **options
+) -> np.ndarray:
     """``net``'s activated outputs on ``images``, from ``memory`` when cached.
 
-    ``key`` is the training key of ``net`` (None: not cached, compute).
+    ``key`` is the training key of ``net`` (None: not cached, compute);
+    ``options`` (batch size, workers) change how, not what, is computed.
     """
     if memory is None or key is None:
-        return net.predict_proba(BatchDataset(images))
-    cached = check_memory(memory).cache(_predict_cached, ignore=["net", "images"])
-    return cached(key, joblib.hash(_images_fingerprint(images)), net, images)
+        return predict_outputs(net, images, **options)
+    cached = check_memory(memory).cache(
+        _predict_cached, ignore=["net", "images", "options"]
+    )
+    return cached(key, joblib.hash(_images_fingerprint(images)), net, images, options)
 
 
-def _predict_cached(key, images_key, net, images):
+def _predict_cached(key, images_key, net, images, options):
     # Only the two keys are hashed: the trained network and the exact images.
-    return net.predict_proba(BatchDataset(images))
+    return predict_outputs(net, images, **options)
 
 
 def _train_cached(

@@ -51,7 +51,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         adds the input standardisation, pooling, ``dropout`` and the output
         layer sized for the target.
 
-    width : int, default=32
+    width : int, default=16
         Channels of the built-in CNN's first stage; doubled at each stage.
 
     depth : int, default=3
@@ -99,8 +99,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     max_epochs : int, default=10
         Number of passes over the training data.
 
-    batch_size : int, default=128
-        Images per training and prediction batch.
+    batch_size : int or "auto", default="auto"
+        Images per training and prediction batch. "auto" is 128, lowered on
+        small training sets to keep about 10 batches per epoch (never below
+        8), so that a few hundred images still get enough optimizer steps.
 
     lr : float, default=3e-3
         Learning rate (the peak of the one-cycle schedule).
@@ -228,7 +230,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_mode": [str],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"onecycle", "constant"})],
         "optimizer": [callable],
@@ -249,7 +254,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self,
         module=None,
         *,
-        width=32,
+        width=16,
         depth=3,
         dropout=0.1,
         threshold=0.5,
@@ -259,7 +264,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         image_size=None,
         image_mode="RGB",
         max_epochs=10,
-        batch_size=128,
+        batch_size="auto",
         lr=3e-3,
         lr_schedule="onecycle",
         optimizer=torch.optim.AdamW,
@@ -386,7 +391,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         images = self._validate_images(X, reset=False)
         activated = predict_activations(
-            self.memory, self._cache_key_, self.net_, images
+            self.memory,
+            self._cache_key_,
+            self.net_,
+            images,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
         )
         return self._target_.proba(activated)
 

@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
-from skorch.utils import to_tensor
+from skorch.utils import to_numpy, to_tensor
 
 from ._augment import Augmenter
 from ._data import BatchDataset, BatchSampler, batch_loader
@@ -24,6 +24,20 @@ from ._targets import _Target
 
 # Input statistics of lazily decoded images come from a sample, not a full pass.
 _MAX_STATS_IMAGES = 1024
+# batch_size="auto": this many images per batch, but at least ~10 batches per
+# epoch on small data sets (and never fewer than 8 images per batch).
+_AUTO_BATCH = 128
+_MIN_AUTO_BATCH = 8
+
+
+def resolve_batch_size(batch_size, n_samples: int | None = None) -> int:
+    """The batch size to use; ``n_samples`` is None at prediction time."""
+    if batch_size != "auto":
+        return int(batch_size)
+    if n_samples is None:
+        return _AUTO_BATCH
+    # Ten epochs of one batch would be ten optimizer steps: too few to learn.
+    return int(min(_AUTO_BATCH, max(_MIN_AUTO_BATCH, n_samples // 10)))
 
 
 class _Net(NeuralNet):
@@ -57,12 +71,13 @@ def train_network(
     """Train a network with ``params`` (the estimator's training parameters)."""
     device = params["device"]
     train_index, valid_index = _split(params, y_encoded, target, seed)
+    batch_size = resolve_batch_size(params["batch_size"], len(train_index))
     stats_index = train_index
     if images.is_lazy and len(train_index) > _MAX_STATS_IMAGES:
         stats_index = np.sort(
             np.random.RandomState(seed).choice(train_index, _MAX_STATS_IMAGES, False)
         )
-    mean, std = channel_stats(images, stats_index)
+    mean, std = channel_stats(images, stats_index, batch_size)
 
     cuda_devices = (
         [torch.device(device).index or 0] if device.startswith("cuda") else []
@@ -90,7 +105,7 @@ def train_network(
             optimizer__weight_decay=params["weight_decay"],
             lr=params["lr"],
             max_epochs=params["max_epochs"],
-            batch_size=params["batch_size"],
+            batch_size=batch_size,
             iterator_train=batch_loader,
             iterator_train__shuffle=True,
             iterator_train__seed=seed,
@@ -98,7 +113,7 @@ def train_network(
             **{f"iterator_train__{k}": v for k, v in loader_kwargs.items()},
             **{f"iterator_valid__{k}": v for k, v in loader_kwargs.items()},
             train_split=None if valid is None else predefined_split(valid),
-            callbacks=_callbacks(params, len(train_index), verbose),
+            callbacks=_callbacks(params, len(train_index), batch_size, verbose),
             predict_nonlinearity=target.activation,
             augmenter=None if augment is None else Augmenter(augment, seed, device),
             verbose=verbose,
@@ -108,6 +123,27 @@ def train_network(
     # The augmenter holds a torch.Generator and is of no use after training.
     net.augmenter = None
     return net
+
+
+def predict_outputs(
+    net: NeuralNet, images: ImageBatches, *, batch_size: int, num_workers: int
+) -> np.ndarray:
+    """The net's activated outputs, batch by batch, in eval mode, without gradients.
+
+    The loader is built here, not taken from the net, so that ``batch_size``
+    and ``num_workers`` set on the estimator after fit apply to prediction.
+    """
+    loader = batch_loader(
+        BatchDataset(images),
+        resolve_batch_size(batch_size),
+        num_workers=num_workers,
+        pin_memory=str(net.device) != "cpu",
+    )
+    outputs = [
+        to_numpy(net.predict_nonlinearity(net.evaluation_step(batch)))
+        for batch in loader
+    ]
+    return np.concatenate(outputs)
 
 
 def _backbone(params: dict, image_shape: tuple[int, int, int]) -> torch.nn.Module:
@@ -161,10 +197,10 @@ def _split(params: dict, y_encoded: np.ndarray, target: _Target, seed: int):
     return np.sort(train), np.sort(valid)
 
 
-def _callbacks(params: dict, n_train: int, verbose: int) -> list:
+def _callbacks(params: dict, n_train: int, batch_size: int, verbose: int) -> list:
     callbacks = []
     if params["lr_schedule"] == "onecycle":
-        steps = len(BatchSampler(n_train, params["batch_size"], False, 0))
+        steps = len(BatchSampler(n_train, batch_size, False, 0))
         callbacks.append(
             (
                 "lr_schedule",

