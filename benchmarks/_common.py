@@ -1,0 +1,130 @@
+"""Helpers shared by the benchmark scripts: the machine they ran on, their table.
+
+Each benchmark answers one question and writes one Markdown file to
+``benchmarks/results/``; these two functions keep those files alike::
+
+    from _common import machine_info, write_markdown
+
+    write_markdown(
+        "benchmarks/results/x.md",
+        title="What x costs",
+        header=["configuration", "seconds"],
+        rows=[["a", 1.5], ["b", 2.0]],
+        notes=[machine_info(), "Command: python benchmarks/bench_x.py"],
+    )
+
+Benchmarks run as scripts (``python benchmarks/bench_x.py``), so Python finds
+this module next to them without ``benchmarks`` being a package.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+
+def machine_info() -> str:
+    """One line naming the CPU, its core count and the versions that matter.
+
+    Returns
+    -------
+    info : str
+        e.g. ``"Linux x86_64, 2 CPUs (AMD EPYC ...), Python 3.11.7, torch
+        2.4.0+cpu, scikit-learn 1.6.1, skorch 1.1.0, sk_mlc 0.1.0"``.
+    """
+    import sklearn
+    import skorch
+    import torch
+
+    import sk_mlc
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = cpus or os.cpu_count()
+    model = _cpu_model()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs"
+        f"{f' ({model})' if model else ''}, {gpu}, Python "
+        f"{platform.python_version()}, torch {torch.__version__}, scikit-learn "
+        f"{sklearn.__version__}, skorch {skorch.__version__}, sk_mlc "
+        f"{sk_mlc.__version__}"
+    )
+
+
+def _cpu_model() -> str:
+    """The CPU's model name on Linux (``platform.processor()`` is often empty)."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def write_markdown(
+    path,
+    title: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence],
+    notes: Iterable[str] = (),
+) -> Path:
+    """Write a Markdown file: a ``#`` title, one table, then notes as bullets.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; missing parent folders are created.
+    title : str
+        The heading.
+    header : sequence of str
+        Column names.
+    rows : iterable of sequences
+        One sequence per row, as long as ``header``; cells are formatted with
+        ``str`` (format floats yourself to choose their precision).
+    notes : iterable of str, default=()
+        Lines written under the table as a bulleted list (the machine, the
+        command line, what the bounds mean).
+
+    Returns
+    -------
+    path : pathlib.Path
+        The file written.
+    """
+    path = Path(path)
+    lines = [f"# {title}", "", _row(header), _row(["---"] * len(header))]
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(
+                f"write_markdown: every row needs {len(header)} cells (one per "
+                f"header column); got {len(row)} in {list(row)!r}."
+            )
+        lines.append(_row(row))
+    notes = list(notes)
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _row(cells: Sequence) -> str:
+    # A "|" inside a cell would split it into two columns.
+    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+
+def cnn_defaults() -> dict:
+    """``CNNClassifier``'s default parameters, ``batch_size="auto"`` resolved.
+
+    On the data sizes of these benchmarks "auto" means 128; the peers compared
+    with ``CNNClassifier`` get that same number.
+    """
+    from sk_mlc import CNNClassifier
+    from sk_mlc._training import resolve_batch_size
+
+    params = CNNClassifier().get_params()
+    params["batch_size"] = resolve_batch_size(params["batch_size"])
+    return params

@@ -1,0 +1,350 @@
+"""How accurate is CNNClassifier on Fashion-MNIST, and how fast does it get there?
+
+Single-label Fashion-MNIST (60,000 training, 10,000 test images), each model
+trained once on the training images and scored on the test images:
+
+* ``CNNClassifier()`` with its defaults (target: >= 0.92 test accuracy within
+  180 s of training);
+* ``CNNClassifier`` with a longer setting, ``--long-params`` (a JSON dict;
+  target: >= 0.935);
+* ``MLPClassifier(early_stopping=True)`` and ``LogisticRegression`` on the
+  flattened pixels / 255;
+* skorch's ``NeuralNetClassifier`` with the same CNN, set up as a skorch user
+  would: CrossEntropyLoss, AdamW, the same lr, epochs and batch size, and
+  skorch's defaults for the rest (a stratified 20% validation split, its own
+  Dataset and DataLoader, no shuffling, no learning-rate schedule).
+
+For the CNNs a callback scores the test set at each epoch end and takes its own
+time off the clock, which gives test accuracy vs training time.
+
+Writes ``benchmarks/results/fashion.md`` and a PNG of accuracy vs training
+seconds. Run: ``python benchmarks/bench_fashion.py`` (``--quick`` for a smoke
+test, ``--only cnn,mlp`` for a subset of the methods).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import cnn_defaults, machine_info, write_markdown
+from _data import fashion_mnist
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
+
+from sk_mlc import CNNClassifier
+from sk_mlc._network import ConvNet, build_module
+
+RESULTS = Path(__file__).parent / "results"
+TARGET_DEFAULT = 0.92
+TARGET_DEFAULT_SECONDS = 180.0
+TARGET_LONG = 0.935
+# skorch's default device is "cpu"; train where CNNClassifier's "auto" does.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+LONG_PARAMS = {"width": 32, "max_epochs": 20, "augment": "shift"}
+METHODS = ("cnn", "cnn_long", "mlp", "logreg", "skorch")
+LABELS = {
+    "cnn": "CNNClassifier() defaults",
+    "cnn_long": "CNNClassifier, longer setting",
+    "mlp": "MLPClassifier(early_stopping=True)",
+    "logreg": "LogisticRegression",
+    "skorch": "skorch NeuralNetClassifier, same CNN",
+}
+
+
+class EpochAccuracy(Callback):
+    """Test accuracy at each epoch end, timed so the caller can subtract it.
+
+    It runs the network's module directly (eval mode, no gradients) on uint8
+    images scaled by 1/255, which is the input both CNNs here expect.
+    """
+
+    def __init__(self, X, y, batch_size=1000):
+        self.X = X
+        self.y = y
+        self.batch_size = batch_size
+
+    def on_train_begin(self, net, **kwargs):
+        self.records = []  # (clock at epoch end, evaluation seconds, accuracy)
+
+    def on_epoch_end(self, net, **kwargs):
+        start = time.perf_counter()
+        module = net.module_
+        was_training = module.training
+        module.eval()
+        correct = 0
+        with torch.no_grad():
+            for first in range(0, len(self.X), self.batch_size):
+                batch = torch.from_numpy(self.X[first : first + self.batch_size])
+                batch = batch.unsqueeze(1).float().div_(255).to(net.device)
+                predicted = module(batch).argmax(1).cpu().numpy()
+                correct += int((predicted == self.y[first : first + len(batch)]).sum())
+        module.train(was_training)
+        self.records.append((start, time.perf_counter() - start, correct / len(self.y)))
+
+
+def curve(records, fit_start):
+    """``[(training seconds, accuracy)]`` at each epoch end, evaluations excluded."""
+    points, spent = [], 0.0
+    for clock, seconds, accuracy in records:
+        points.append((clock - fit_start - spent, accuracy))
+        spent += seconds
+    return points, spent
+
+
+def fit_cnn(params, X, y, X_test, y_test):
+    clf = CNNClassifier(
+        **{"random_state": 0, **params},
+        callbacks=[("test_accuracy", EpochAccuracy(X_test, y_test))],
+    )
+    start = time.perf_counter()
+    clf.fit(X, y)
+    total = time.perf_counter() - start
+    points, spent = curve(dict(clf.net_.callbacks_)["test_accuracy"].records, start)
+    return clf, total - spent, points
+
+
+def fit_skorch(X, y, X_test, y_test, width, epochs):
+    """skorch's NeuralNetClassifier as a skorch user would set it up."""
+    defaults = cnn_defaults()  # lr, batch size, depth, dropout
+    X_float = X[:, None].astype(np.float32) / 255  # (n, 1, 28, 28), done by the user
+    torch.manual_seed(0)
+    module = build_module(
+        ConvNet(1, X.shape[1:], width=width, depth=defaults["depth"]),
+        (1, *X.shape[1:]),
+        10,
+        [X_float.mean()],
+        [X_float.std()],
+        defaults["dropout"],
+    )
+    net = NeuralNetClassifier(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.AdamW,
+        lr=defaults["lr"],
+        max_epochs=epochs,
+        batch_size=defaults["batch_size"],
+        callbacks=[("test_accuracy", EpochAccuracy(X_test, y_test))],
+        device=DEVICE,
+        verbose=0,
+    )
+    start = time.perf_counter()
+    net.fit(X_float, y)
+    total = time.perf_counter() - start
+    points, spent = curve(dict(net.callbacks_)["test_accuracy"].records, start)
+    return net, total - spent, points
+
+
+def fit_sklearn(model, X, y):
+    """Fit on flattened pixels / 255; returns the model, seconds, warnings."""
+    flat = X.reshape(len(X), -1).astype(np.float32) / 255
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(flat, y)
+        seconds = time.perf_counter() - start
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return model, seconds, converged
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke-test run")
+    parser.add_argument("--n-train", type=int, default=60000)
+    parser.add_argument("--n-test", type=int, default=10000)
+    parser.add_argument(
+        "--long-params",
+        type=json.loads,
+        default=LONG_PARAMS,
+        help="JSON dict of CNNClassifier parameters for the longer setting "
+        f"(default {json.dumps(LONG_PARAMS)})",
+    )
+    parser.add_argument("--mlp-max-iter", type=int, default=200)
+    parser.add_argument("--logreg-max-iter", type=int, default=200)
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(METHODS)}")
+    parser.add_argument("--out", default=str(RESULTS / "fashion.md"))
+    args = parser.parse_args(argv)
+    only = METHODS if args.only is None else tuple(args.only.split(","))
+    unknown = set(only) - set(METHODS)
+    if unknown:
+        parser.error(f"--only: unknown {sorted(unknown)}; choose from {METHODS}")
+    default_params: dict = {}
+    if args.quick:
+        args.n_train, args.n_test = 3000, 1000
+        args.mlp_max_iter, args.logreg_max_iter = 5, 20
+        default_params = {"width": 8, "max_epochs": 1}
+        args.long_params = dict(args.long_params, width=8, max_epochs=2)
+
+    X_train, y_train, X_test, y_test = fashion_mnist()
+    X, y = X_train[: args.n_train], y_train[: args.n_train]
+    X_test, y_test = X_test[: args.n_test], y_test[: args.n_test]
+
+    # Untimed warm-up: the first fit in a process pays one-time costs (torch's
+    # first optimizer imports torch._dynamo and sympy, ~2 s) that would
+    # otherwise land on the first method timed.
+    CNNClassifier(width=8, max_epochs=1, random_state=0).fit(X[:256], y[:256])
+
+    results = {}  # name -> (settings, fit s, predict s, accuracy, curve, remark)
+    defaults = cnn_defaults()
+    for name in only:
+        remark, points = "", None
+        if name in ("cnn", "cnn_long"):
+            params = default_params if name == "cnn" else args.long_params
+            model, fit_s, points = fit_cnn(params, X, y, X_test, y_test)
+            settings = json.dumps(params) if params else "defaults"
+            X_eval = X_test  # uint8, as given to fit
+        elif name == "skorch":
+            width = default_params.get("width", defaults["width"])
+            epochs = default_params.get("max_epochs", defaults["max_epochs"])
+            model, fit_s, points = fit_skorch(X, y, X_test, y_test, width, epochs)
+            settings = f"width={width}, max_epochs={epochs}"
+            X_eval = X_test[:, None].astype(np.float32) / 255
+        else:
+            if name == "mlp":
+                model = MLPClassifier(
+                    early_stopping=True, max_iter=args.mlp_max_iter, random_state=0
+                )
+                settings = f"early_stopping=True, max_iter={args.mlp_max_iter}"
+            else:
+                model = LogisticRegression(max_iter=args.logreg_max_iter)
+                settings = f"max_iter={args.logreg_max_iter}"
+            model, fit_s, converged = fit_sklearn(model, X, y)
+            remark = "" if converged else "did not converge (ConvergenceWarning)"
+            X_eval = X_test.reshape(len(X_test), -1).astype(np.float32) / 255
+        start = time.perf_counter()
+        accuracy = float(np.mean(model.predict(X_eval) == y_test))
+        predict_s = time.perf_counter() - start
+        results[name] = (settings, fit_s, predict_s, accuracy, points, remark)
+        print(f"{LABELS[name]}: {accuracy:.4f} in {fit_s:.1f} s", flush=True)
+
+    rows = []
+    for name, (settings, fit_s, predict_s, accuracy, points, remark) in results.items():
+        reached = "-"
+        if points is not None:
+            hits = [seconds for seconds, acc in points if acc >= TARGET_DEFAULT]
+            reached = f"{hits[0]:.0f}" if hits else "never"
+        rows.append(
+            [
+                LABELS[name],
+                settings,
+                f"{fit_s:.1f}",
+                f"{predict_s:.2f}",
+                f"{accuracy:.4f}",
+                reached,
+                remark,
+            ]
+        )
+
+    checks = []
+    if "cnn" in results:
+        _, fit_s, _, accuracy, _, _ = results["cnn"]
+        ok = accuracy >= TARGET_DEFAULT and fit_s <= TARGET_DEFAULT_SECONDS
+        checks.append(
+            (
+                ok,
+                f"Default CNNClassifier: {accuracy:.4f} in {fit_s:.0f} s (target >= "
+                f"{TARGET_DEFAULT} within {TARGET_DEFAULT_SECONDS:.0f} s): "
+                f"{'PASS' if ok else 'gap'}.",
+            )
+        )
+    if "cnn_long" in results:
+        accuracy = results["cnn_long"][3]
+        ok = accuracy >= TARGET_LONG
+        checks.append(
+            (
+                ok,
+                f"Longer setting {json.dumps(args.long_params)}: {accuracy:.4f} "
+                f"(target >= {TARGET_LONG}): {'PASS' if ok else 'gap'}.",
+            )
+        )
+
+    plot = Path(args.out).with_suffix(".png")
+    _plot(results, plot)
+    notes = [
+        f"Data: {len(X)} Fashion-MNIST training images, {len(X_test)} test images "
+        "(uint8 for CNNClassifier; float32 / 255 for the others).",
+        *[text for _, text in checks],
+        "Fit seconds exclude the per-epoch test evaluations (the callback times "
+        "itself and is subtracted); 'reaches 0.92 at' is training seconds at the "
+        "first epoch end with test accuracy >= 0.92.",
+        "skorch NeuralNetClassifier: the same ConvNet + Standardize + dropout + "
+        "Linear head (logits), CrossEntropyLoss, AdamW (default weight decay "
+        "0.01, as CNNClassifier's), same lr and batch size; skorch's defaults "
+        "otherwise: it trains on 80% (stratified ValidSplit(5)) and scores the "
+        "other 20% each epoch, does not shuffle (iterator_train__shuffle=False) "
+        "and keeps lr constant. Converting X to float32 / 255 is not timed.",
+        f"Accuracy vs training time: `{plot.name}`.",
+        f"torch threads: {torch.get_num_threads()}.",
+        machine_info(),
+        "Command: `python benchmarks/bench_fashion.py"
+        + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
+        + "`",
+    ]
+    if args.quick:
+        notes.insert(0, "QUICK smoke run: tiny sizes, numbers are not results.")
+    write_markdown(
+        args.out,
+        "Fashion-MNIST: test accuracy vs training time",
+        [
+            "method",
+            "settings",
+            "fit seconds",
+            "predict seconds",
+            "test accuracy",
+            "reaches 0.92 at (s)",
+            "remark",
+        ],
+        rows,
+        notes,
+    )
+    with open(args.out, "a") as file:
+        file.write("\n## Test accuracy at each epoch end\n\n")
+        file.write("| method | epoch | training seconds | test accuracy |\n")
+        file.write("| --- | --- | --- | --- |\n")
+        for name, (*_, points, _) in results.items():
+            for epoch, (seconds, accuracy) in enumerate(points or [], 1):
+                file.write(
+                    f"| {LABELS[name]} | {epoch} | {seconds:.1f} | {accuracy:.4f} |\n"
+                )
+    print(Path(args.out).read_text())
+    if not args.quick and not all(ok for ok, _ in checks):
+        sys.exit("target missed: " + " ".join(t for ok, t in checks if not ok))
+
+
+def _plot(results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, (_, fit_s, _, accuracy, points, _) in results.items():
+        if points:
+            seconds, accuracies = zip(*points, strict=True)
+            ax.plot(seconds, accuracies, "o-", ms=3, label=LABELS[name])
+        else:
+            ax.plot(fit_s, accuracy, "s", ms=8, label=LABELS[name])
+    ax.axhline(TARGET_DEFAULT, color="grey", ls=":", lw=1)
+    ax.axhline(TARGET_LONG, color="grey", ls="--", lw=1)
+    ax.axvline(TARGET_DEFAULT_SECONDS, color="grey", ls=":", lw=1)
+    ax.set_xlabel("training seconds (test evaluations excluded)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Fashion-MNIST: accuracy vs training time (dotted: 0.92 / 180 s)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

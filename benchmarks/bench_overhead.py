@@ -1,0 +1,331 @@
+"""What does CNNClassifier cost over a hand-written PyTorch training loop?
+
+Both sides train the same network from the same initial weights on the same
+Fashion-MNIST images: ``CNNClassifier()`` with its default architecture, and a
+plain loop over ``build_module(ConvNet(...), ...)`` built with the arguments
+CNNClassifier's training code passes (input statistics, dropout, head, seed),
+with the same optimizer (AdamW, same lr and weight decay), learning-rate
+schedule (OneCycleLR stepped per batch, or constant), batch size and epochs.
+The plain loop converts each uint8 batch to float32 / 255 and draws a random
+permutation per epoch, as a user would.
+
+The runs alternate in one process (A B A B ...) after one untimed warm-up of
+each, so drifts in machine load hit both sides alike. Targets: median fit time
+ratio CNNClassifier / plain <= 1.05; predict throughput ratio on the 10,000
+test images (``predict_proba`` vs an eval-mode, no-grad batched forward plus
+softmax) >= 0.95.
+
+Writes ``benchmarks/results/overhead.md``. Run:
+``python benchmarks/bench_overhead.py`` (``--quick`` for a smoke test;
+``--profile`` adds a cProfile breakdown of one fit of each side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import cnn_defaults, machine_info, write_markdown
+from _data import fashion_mnist
+from sklearn.utils import check_random_state
+from skorch.callbacks import Callback
+
+from sk_mlc import CNNClassifier
+from sk_mlc._network import ConvNet, build_module
+
+RESULTS = Path(__file__).parent / "results"
+TARGET_FIT_RATIO = 1.05
+TARGET_PREDICT_RATIO = 0.95
+# CNNClassifier's defaults, which the plain loop copies.
+
+
+DEFAULTS = cnn_defaults()
+# Where CNNClassifier's device="auto" trains; the plain loop trains there too.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class InitialWeights(Callback):
+    """Keeps a copy of the network's weights as training starts."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.state = {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+
+def cnn_seed(random_state: int) -> int:
+    # The seed CNNClassifier.fit derives from random_state (see _classifier.py).
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def plain_module(X, n_classes, config, seed):
+    """The network CNNClassifier builds, written out as a user would."""
+    mean, std = X.mean() / 255, X.std() / 255  # whole-set pixel statistics
+    torch.manual_seed(seed)
+    backbone = ConvNet(1, X.shape[1:], width=config["width"], depth=config["depth"])
+    module = build_module(
+        backbone, (1, *X.shape[1:]), n_classes, [mean], [std], config["dropout"]
+    )
+    return module.to(DEVICE)
+
+
+def plain_fit(X, y, config, seed):
+    """A hand-written training loop; returns the trained module."""
+    module = plain_module(X, int(y.max()) + 1, config, seed)
+    optimizer = torch.optim.AdamW(
+        module.parameters(), lr=config["lr"], weight_decay=config["weight_decay"]
+    )
+    batch_size, epochs = config["batch_size"], config["max_epochs"]
+    steps = -(-len(X) // batch_size)
+    scheduler = None
+    if config["lr_schedule"] == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config["lr"], total_steps=epochs * steps
+        )
+    criterion = torch.nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    module.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(X), generator=generator).numpy()
+        for start in range(0, len(X), batch_size):
+            index = order[start : start + batch_size]
+            xb = torch.from_numpy(X[index]).to(DEVICE).unsqueeze(1).float() / 255
+            yb = torch.from_numpy(y[index]).to(DEVICE)
+            optimizer.zero_grad()
+            loss = criterion(module(xb), yb)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()  # the timed fit ends when the GPU is done
+    return module
+
+
+def plain_predict_proba(module, X, batch_size):
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            xb = torch.from_numpy(X[start : start + batch_size]).to(DEVICE)
+            logits = module(xb.unsqueeze(1).float() / 255)
+            out.append(torch.softmax(logits, dim=1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def timed(func, *args):
+    start = time.perf_counter()
+    result = func(*args)
+    return result, time.perf_counter() - start
+
+
+def profile_breakdown(func, *args, top: int = 25):
+    """cProfile ``func``; tottime summed per package, and the top entries."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    func(*args)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    groups: dict[str, float] = {}
+    for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():
+        if filename == "~":
+            # C functions: torch's kernels (conv, backward, optimizer ops) and
+            # Python built-ins.
+            group = "torch C ops" if "torch" in name else "other built-ins"
+        elif "/skorch/" in filename:
+            group = "skorch (Python)"
+        elif "/sk_mlc/" in filename:
+            group = "sk_mlc (Python)"
+        elif "/torch/" in filename:
+            group = "torch (Python)"
+        elif "/sklearn/" in filename:
+            group = "scikit-learn (Python)"
+        else:
+            group = "other Python"
+        groups[group] = groups.get(group, 0.0) + tottime
+    entries = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:top]
+    lines = [
+        f"{tottime:8.3f} s  {calls:7d} calls  {Path(filename).name}:{line} {name}"
+        for (filename, line, name), (calls, _, tottime, _, _) in entries
+    ]
+    return groups, lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke-test run")
+    parser.add_argument("--n-train", type=int, default=20000)
+    parser.add_argument("--n-test", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed fits per side")
+    parser.add_argument("--predict-repeats", type=int, default=5)
+    parser.add_argument("--schedule", choices=["onecycle", "constant"])
+    parser.add_argument("--width", type=int, default=DEFAULTS["width"])
+    parser.add_argument("--profile", action="store_true", help="cProfile one fit each")
+    parser.add_argument("--out", default=str(RESULTS / "overhead.md"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_train, args.n_test, args.epochs, args.width = 1024, 1000, 1, 8
+        args.repeats, args.predict_repeats = 2, 2
+
+    X_train, y_train, X_test, y_test = fashion_mnist()
+    X, y = X_train[: args.n_train], y_train[: args.n_train]
+    X_test, y_test = X_test[: args.n_test], y_test[: args.n_test]
+    config = dict(DEFAULTS, width=args.width, max_epochs=args.epochs)
+    if args.schedule:
+        config["lr_schedule"] = args.schedule
+    seed = cnn_seed(0)
+    params = {k: config[k] for k in ("width", "max_epochs", "lr_schedule")}
+    params.update(random_state=0, device=DEVICE)
+
+    # Warm-up: pays one-time costs on both sides (torch's first optimizer
+    # imports torch._dynamo and sympy, ~2 s; thread pools; the allocator), and
+    # checks that both sides start from the same weights.
+    n_warm = min(len(X), 512)
+    warm = CNNClassifier(
+        **dict(params, max_epochs=1), callbacks=[("init", InitialWeights())]
+    ).fit(X[:n_warm], y[:n_warm])
+    initial = dict(warm.net_.callbacks_)["init"].state
+    mirror = plain_module(X[:n_warm], int(y.max()) + 1, config, seed).state_dict()
+    same_start = initial.keys() == mirror.keys() and all(
+        torch.allclose(initial[k].cpu().float(), mirror[k].cpu().float(), atol=1e-6)
+        for k in initial
+    )
+    plain_fit(X[:n_warm], y[:n_warm], dict(config, max_epochs=1), seed)
+
+    fit_times = {"CNNClassifier": [], "plain loop": []}
+    for repeat in range(args.repeats):
+        clf, seconds = timed(CNNClassifier(**params).fit, X, y)
+        fit_times["CNNClassifier"].append(seconds)
+        module, seconds = timed(plain_fit, X, y, config, seed)
+        fit_times["plain loop"].append(seconds)
+        print(
+            f"repeat {repeat}: CNNClassifier {fit_times['CNNClassifier'][-1]:.2f} s, "
+            f"plain loop {seconds:.2f} s",
+            flush=True,
+        )
+
+    predict_times = {"CNNClassifier": [], "plain loop": []}
+    for _ in range(args.predict_repeats):
+        proba_clf, seconds = timed(clf.predict_proba, X_test)
+        predict_times["CNNClassifier"].append(seconds)
+        proba_plain, seconds = timed(
+            plain_predict_proba, module, X_test, config["batch_size"]
+        )
+        predict_times["plain loop"].append(seconds)
+    accuracy = {
+        "CNNClassifier": float(np.mean(clf.classes_[proba_clf.argmax(1)] == y_test)),
+        "plain loop": float(np.mean(proba_plain.argmax(1) == y_test)),
+    }
+    fit_med = {k: statistics.median(v) for k, v in fit_times.items()}
+    pred_med = {k: statistics.median(v) for k, v in predict_times.items()}
+    fit_ratio = fit_med["CNNClassifier"] / fit_med["plain loop"]
+    # Throughput ratio: images/s of CNNClassifier over images/s of the loop.
+    predict_ratio = pred_med["plain loop"] / pred_med["CNNClassifier"]
+
+    rows = [
+        [
+            name,
+            f"{fit_med[name]:.2f}",
+            " ".join(f"{s:.2f}" for s in fit_times[name]),
+            f"{pred_med[name]:.3f}",
+            f"{len(X_test) / pred_med[name]:,.0f}",
+            f"{accuracy[name]:.4f}",
+        ]
+        for name in fit_times
+    ]
+    rows.append(
+        [
+            "CNNClassifier / plain loop",
+            f"{fit_ratio:.3f}x",
+            "",
+            "",
+            f"{predict_ratio:.3f}x",
+            f"{accuracy['CNNClassifier'] - accuracy['plain loop']:+.4f}",
+        ]
+    )
+    fit_ok = fit_ratio <= TARGET_FIT_RATIO
+    predict_ok = predict_ratio >= TARGET_PREDICT_RATIO
+    notes = [
+        f"Data: the first {len(X)} Fashion-MNIST training images (uint8), "
+        f"{len(X_test)} test images.",
+        f"Both sides: ConvNet(width={config['width']}, depth={config['depth']}) + "
+        f"Standardize + dropout {config['dropout']} + Linear head, AdamW "
+        f"(lr={config['lr']}, weight_decay={config['weight_decay']}), "
+        f"{config['lr_schedule']} schedule, batch size {config['batch_size']}, "
+        f"{config['max_epochs']} epoch(s), seed {seed}, device {DEVICE}. Same "
+        "initial weights "
+        f"(checked on the warm-up): {'yes' if same_start else 'NO'}.",
+        f"Fit: median of {args.repeats} alternating runs after one untimed warm-up "
+        f"of each. Fit time ratio {fit_ratio:.3f}x (target <= {TARGET_FIT_RATIO}): "
+        f"{'PASS' if fit_ok else 'gap'}.",
+        f"Predict: {args.predict_repeats} alternating passes over the test images "
+        f"(CNNClassifier.predict_proba vs eval-mode no-grad forward + softmax in "
+        f"batches of {config['batch_size']}). Throughput ratio {predict_ratio:.3f}x "
+        f"(target >= {TARGET_PREDICT_RATIO}): {'PASS' if predict_ok else 'gap'}.",
+        "Max |difference| of the two sides' test probabilities: "
+        f"{np.abs(proba_clf - proba_plain).max():.2e}: rounding differences (the "
+        "loop divides by 255 and takes its input statistics from NumPy, "
+        "CNNClassifier multiplies by 1/255), which training can amplify.",
+        f"torch threads: {torch.get_num_threads()}.",
+        machine_info(),
+        "Command: `python benchmarks/bench_overhead.py"
+        + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
+        + "`",
+    ]
+    if args.quick:
+        notes.insert(0, "QUICK smoke run: tiny sizes, numbers are not results.")
+    if args.profile:
+        notes += profile_notes(params, X, y, config, seed, Path(args.out))
+    write_markdown(
+        args.out,
+        "Overhead of CNNClassifier over a hand-written PyTorch loop",
+        [
+            "path",
+            "fit seconds (median)",
+            "fit runs (s)",
+            "predict seconds (median)",
+            "predict images/s",
+            "test accuracy",
+        ],
+        rows,
+        notes,
+    )
+    print(Path(args.out).read_text())
+    if not args.quick and not (fit_ok and predict_ok):
+        sys.exit(
+            f"target missed: fit ratio {fit_ratio:.3f} (<= {TARGET_FIT_RATIO}), "
+            f"predict ratio {predict_ratio:.3f} (>= {TARGET_PREDICT_RATIO})"
+        )
+
+
+def profile_notes(params, X, y, config, seed, out: Path) -> list[str]:
+    """Profile one fit of each side; the per-package sums go in the notes."""
+    sides = {
+        "CNNClassifier": (lambda: CNNClassifier(**params).fit(X, y)),
+        "plain loop": (lambda: plain_fit(X, y, config, seed)),
+    }
+    notes, text = [], []
+    for name, func in sides.items():
+        groups, top = profile_breakdown(func)
+        total = sum(groups.values())
+        parts = ", ".join(
+            f"{group} {seconds:.2f} s"
+            for group, seconds in sorted(groups.items(), key=lambda g: -g[1])
+        )
+        notes.append(f"cProfile of one {name} fit ({total:.2f} s): {parts}.")
+        text += [f"## {name} (tottime, top entries)", *top, ""]
+    path = out.with_name(out.stem + "_profile.txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text))
+    notes.append(f"Top cProfile entries: `{path.name}`.")
+    return notes
+
+
+if __name__ == "__main__":
+    main()

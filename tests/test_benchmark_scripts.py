@@ -1,0 +1,82 @@
+"""The benchmark scripts run end to end in their ``--quick`` mode.
+
+Each script runs in a subprocess, as a user runs it, and must exit 0 and write
+its Markdown table (and its PNG, where it draws one). The numbers of a quick
+run mean nothing; only that the script works is tested, except for
+``bench_memory.py``, whose memory bounds hold at any size (slow: seven child
+processes, about 45 s).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sk_mlc.datasets import load_fashion_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    load_fashion_mnist("test")
+    HAVE_FASHION = True
+except FileNotFoundError:
+    HAVE_FASHION = False
+
+needs_fashion = pytest.mark.skipif(
+    not HAVE_FASHION,
+    reason="Fashion-MNIST is not installed: the benchmarks need real images "
+    "(`apt-get install dataset-fashion-mnist`).",
+)
+
+# script -> (the table's first header cells, whether it writes a PNG)
+SCRIPTS = {
+    "bench_overhead.py": ("| path | fit seconds (median) |", False),
+    "bench_fashion.py": ("| method | settings | fit seconds |", True),
+    "bench_multilabel.py": ("| method | micro-F1 | macro-F1 |", False),
+    "bench_scaling.py": ("| measurement | size | seconds |", True),
+    "bench_threshold_search.py": ("| method | thresholds | trainings |", True),
+}
+
+
+def run_quick(script: str, out: Path) -> str:
+    """Run ``benchmarks/<script> --quick --out <out>``; return the Markdown."""
+    # One thread per library: on a busy 2-core machine, torch's and OpenBLAS's
+    # threads spin-waiting on each other make these tiny runs several times
+    # slower, and the quick mode measures nothing anyway.
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / script),
+            "--quick",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return out.read_text()
+
+
+@needs_fashion
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_quick_run(script, tmp_path):
+    header, has_png = SCRIPTS[script]
+    out = tmp_path / "x.md"
+    text = run_quick(script, out)
+    assert text.startswith("# ")
+    assert header in text
+    assert out.with_suffix(".png").is_file() == has_png
+
+
+@pytest.mark.slow
+def test_bench_memory_quick_meets_its_bounds(tmp_path):
+    table = run_quick("bench_memory.py", tmp_path / "m.md")
+    assert "| configuration | N | peak RSS MiB |" in table
+    assert "FAIL" not in table and table.count("| pass |") == 3
