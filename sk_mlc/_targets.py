@@ -19,7 +19,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import column_or_1d
 
-_SUPPORTED = "'binary', 'multiclass' or 'multilabel-indicator'"
+_SUPPORTED = (
+    "'binary', 'multiclass' or 'multilabel-indicator' targets: 1-D class labels "
+    "or a 2-D multi-hot indicator matrix"
+)
 
 
 def sigmoid(logits: torch.Tensor) -> torch.Tensor:
@@ -186,10 +189,15 @@ _TARGETS: dict[str, type[_Target]] = {
 }
 
 
-def resolve_target(y, estimator_name: str) -> _Target:
-    """Pick the target spec for ``y``; anything outside the table is an error."""
+def resolve_target(
+    y, estimator_name: str, *, kinds=tuple(_TARGETS), supported: str = _SUPPORTED
+) -> _Target:
+    """Pick the target spec for ``y``; a type outside ``kinds`` is an error.
+
+    ``supported`` says, in the error message, what the estimator accepts.
+    """
     target_type = type_of_target(y, input_name="y")
-    if target_type not in _TARGETS:
+    if target_type not in kinds:
         hint = ""
         if target_type == "multiclass-multioutput":
             values = np.unique(y.data if sp.issparse(y) else np.asarray(y))
@@ -204,8 +212,7 @@ def resolve_target(y, estimator_name: str) -> _Target:
             )
         raise ValueError(
             f"Unknown label type: {target_type!r}. {estimator_name} supports "
-            f"{_SUPPORTED} targets: 1-D class labels or a 2-D multi-hot indicator "
-            f"matrix.{hint}"
+            f"{supported}.{hint}"
         )
     return _TARGETS[target_type]()
 

@@ -13,7 +13,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -27,60 +26,15 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_method_params,
     check_is_fitted,
-    column_or_1d,
     indexable,
 )
 
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """``num / den`` with 0 where ``den == 0`` (scikit-learn's ``zero_division=0``)."""
-    num, den = np.broadcast_arrays(np.asarray(num, float), np.asarray(den, float))
-    return np.divide(num, den, out=np.zeros(num.shape), where=den > 0)
-
-
-def _balanced_accuracy(tp, fp, fn, tn, beta):
-    tpr, tnr = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
-    has_pos, has_neg = tp + fn > 0, tn + fp > 0
-    # balanced_accuracy_score averages the recall of the classes present in
-    # y_true only: a label without positives scores its TNR, not (TNR + 0) / 2.
-    return np.where(has_pos & has_neg, (tpr + tnr) / 2, np.where(has_pos, tpr, tnr))
-
-
-# Each metric from the confusion counts of p >= t, exactly as the matching
-# sklearn.metrics function with zero_division=0 would score the predictions.
-_COUNT_METRICS = {
-    "f1": lambda tp, fp, fn, tn, beta: _ratio(2 * tp, 2 * tp + fp + fn),
-    "fbeta": lambda tp, fp, fn, tn, beta: _ratio(
-        (1 + beta**2) * tp, (1 + beta**2) * tp + beta**2 * fn + fp
-    ),
-    "precision": lambda tp, fp, fn, tn, beta: _ratio(tp, tp + fp),
-    "recall": lambda tp, fp, fn, tn, beta: _ratio(tp, tp + fn),
-    "jaccard": lambda tp, fp, fn, tn, beta: _ratio(tp, tp + fp + fn),
-    "accuracy": lambda tp, fp, fn, tn, beta: _ratio(tp + tn, tp + fp + fn + tn),
-    "balanced_accuracy": _balanced_accuracy,
-}
-
-
-def _confusion_counts(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray):
-    """TP, FP, FN, TN of ``P >= t`` for every threshold and label, each ``(T, k)``.
-
-    Sorting each label's scores once and counting with ``searchsorted`` is exact
-    and costs O(n log n) per label, instead of materialising a ``(T, n, k)``
-    boolean array that grows with the number of candidates.
-    """
-    counts = np.empty((4, len(thresholds), Y.shape[1]), dtype=np.int64)
-    for j in range(Y.shape[1]):
-        pos, neg = np.sort(P[Y[:, j], j]), np.sort(P[~Y[:, j], j])
-        # side="left" counts the scores strictly below t, so the rest are p >= t.
-        tp = pos.size - np.searchsorted(pos, thresholds, side="left")
-        fp = neg.size - np.searchsorted(neg, thresholds, side="left")
-        counts[:, :, j] = tp, fp, pos.size - tp, neg.size - fp
-    return counts
+from ._targets import resolve_target
+from ._threshold_scores import COUNT_METRICS, argmax_subject_to, confusion_counts
 
 
 def _positive_proba(proba, n_labels: int, estimator) -> np.ndarray:
@@ -130,26 +84,6 @@ def _fit_predict_fold(estimator, X, y, train, val, fit_params, n_labels, keep):
     estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
     proba = estimator.predict_proba(_safe_indexing(X, val))
     return (estimator if keep else None), _positive_proba(proba, n_labels, estimator)
-
-
-def _encode_binary(y):
-    classes = np.unique(column_or_1d(y, warn=True))
-    if len(classes) != 2:
-        raise ValueError(
-            f"ThresholdTunerCV needs 2 classes in a binary y; got only one class: "
-            f"{classes.tolist()}."
-        )
-    return (column_or_1d(y) == classes[1])[:, None], classes
-
-
-def _encode_multilabel(y):
-    Y = y.toarray() if sp.issparse(y) else np.asarray(y)
-    return Y.astype(bool), np.arange(Y.shape[1])
-
-
-# The one place that branches on the kind of y: how to turn it into a boolean
-# (n_samples, n_labels) indicator and its classes_.
-_TARGETS = {"binary": _encode_binary, "multilabel-indicator": _encode_multilabel}
 
 
 def _estimator_has(attr: str):
@@ -293,7 +227,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "predict_proba"])],
-        "scoring": [StrOptions(set(_COUNT_METRICS)), callable],
+        "scoring": [StrOptions(set(COUNT_METRICS)), callable],
         "beta": [Interval(Real, 0, None, closed="neither")],
         "constraint": [tuple, list, None],
         "thresholds": [Interval(Integral, 1, None, closed="left"), "array-like"],
@@ -356,20 +290,25 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             The fitted tuner.
         """
         X, y = indexable(X, y)
-        target_type = type_of_target(y, input_name="y")
-        if target_type not in _TARGETS:
-            # The wording matches scikit-learn's own binary-only classifiers, so
-            # its estimator checks recognise the refusal.
-            raise ValueError(
-                f"Unknown label type: {target_type!r}. Only binary classification "
-                "is supported, per label: ThresholdTunerCV tunes a binary y (1-D, "
-                "2 classes) or a multi-label indicator matrix of 0/1 values. A "
-                "multiclass y has no per-label threshold to tune."
-            )
-        Y, self.classes_ = _TARGETS[target_type](y)
-        self.target_type_ = target_type
-        self._y_sparse = sp.issparse(y)
-        self._y_dtype = getattr(y, "dtype", np.dtype(int))
+        # The wording matches scikit-learn's own binary-only classifiers, so
+        # its estimator checks recognise the refusal.
+        target = resolve_target(
+            y,
+            type(self).__name__,
+            kinds=("binary", "multilabel-indicator"),
+            supported=(
+                "only binary classification, per label: a binary y (1-D, 2 "
+                "classes) or a multi-label indicator matrix of 0/1 values. Only "
+                "binary classification is supported; a multiclass y has no "
+                "per-label threshold to tune"
+            ),
+        )
+        # The same table as CNNClassifier's decides how y is encoded and how
+        # probabilities become predictions.
+        Y = target.fit_encode(y).astype(bool)
+        self._target = target
+        self.classes_ = target.classes_
+        self.target_type_ = target.target_type
         self.thresholds_ = self._check_thresholds()
         constraint = self._check_constraint()
 
@@ -403,12 +342,12 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         constraint = tuple(self.constraint)
         if (
             len(constraint) != 2
-            or constraint[0] not in _COUNT_METRICS
+            or constraint[0] not in COUNT_METRICS
             or not isinstance(constraint[1], Real)
         ):
             raise ValueError(
                 "ThresholdTunerCV: constraint must be None or (metric_name, "
-                f"min_value) with metric_name in {sorted(_COUNT_METRICS)}; got "
+                f"min_value) with metric_name in {sorted(COUNT_METRICS)}; got "
                 f"{self.constraint!r}."
             )
         return constraint
@@ -473,7 +412,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _tune(self, Y: np.ndarray, P: np.ndarray, constraint) -> None:
         """Score every candidate on the out-of-fold ``P`` and keep the best."""
-        counts = _confusion_counts(Y, P, self.thresholds_)
+        counts = confusion_counts(Y, P, self.thresholds_)
         self.scores_, self.scores_global_ = self._score_table(
             Y, P, counts, self.scoring
         )
@@ -486,12 +425,12 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
         n_labels = Y.shape[1]
         if self.per_label:
-            best, unmet = _argmax_subject_to(self.scores_, cons, min_value)
+            best, unmet = argmax_subject_to(self.scores_, cons, min_value)
             names = self.classes_[-1:] if n_labels == 1 else np.arange(n_labels)
             where = f"label(s) {names[unmet].tolist()!r}"
         else:
             shared = None if cons is None else cons_global[:, None]
-            best, unmet = _argmax_subject_to(
+            best, unmet = argmax_subject_to(
                 self.scores_global_[:, None], shared, min_value
             )
             best = np.repeat(best, n_labels)
@@ -512,12 +451,12 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             self.best_score_ = float(self.scoring(Y.astype(int).ravel(), y_pred))
         else:
             chosen = counts[:, best, np.arange(n_labels)].sum(axis=1)
-            self.best_score_ = float(_COUNT_METRICS[self.scoring](*chosen, self.beta))
+            self.best_score_ = float(COUNT_METRICS[self.scoring](*chosen, self.beta))
 
     def _score_table(self, Y, P, counts, metric):
         """``metric`` per candidate: ``(T, k)`` per label, ``(T,)`` micro-averaged."""
         if not callable(metric):
-            score = _COUNT_METRICS[metric]
+            score = COUNT_METRICS[metric]
             return score(*counts, self.beta), score(*counts.sum(axis=2), self.beta)
         y_true = Y.astype(int)
         per_label = np.empty((len(self.thresholds_), Y.shape[1]))
@@ -547,11 +486,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self, "best_thresholds_")
         proba = self.estimator_.predict_proba(X)
         P = _positive_proba(proba, len(self.best_thresholds_), self.estimator_)
-        decided = P >= self.best_thresholds_
-        if self.target_type_ == "binary":
-            return self.classes_[decided[:, 0].astype(np.intp)]
-        y_pred = decided.astype(self._y_dtype)
-        return sp.csr_matrix(y_pred) if self._y_sparse else y_pred
+        return self._target.decide(self._target.proba(P), self.best_thresholds_)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
@@ -581,18 +516,3 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ).classifier_tags.multi_label
         tags.input_tags.sparse = get_tags(self.estimator).input_tags.sparse
         return tags
-
-
-def _argmax_subject_to(scores, constraint_scores, min_value):
-    """Best row per column, among rows whose constraint is ``>= min_value``.
-
-    Ties go to the lowest threshold. A column with no feasible row falls back to
-    its highest constraint score and is flagged in the returned mask.
-    """
-    if constraint_scores is None:
-        return scores.argmax(axis=0), np.zeros(scores.shape[1], dtype=bool)
-    feasible = constraint_scores >= min_value
-    best = np.where(feasible, scores, -np.inf).argmax(axis=0)
-    unmet = ~feasible.any(axis=0)
-    best[unmet] = constraint_scores[:, unmet].argmax(axis=0)
-    return best, unmet
