@@ -93,8 +93,7 @@ def main():
         paths_train, paths_test, Y_train, Y_test = train_test_split(
             paths, Y, test_size=N_TEST, shuffle=False
         )
-        # 240 images in batches of 128 would give only 20 steps in 10 epochs.
-        clf = CNNClassifier(batch_size=32, random_state=0).fit(paths_train, Y_train)
+        clf = CNNClassifier(random_state=0).fit(paths_train, Y_train)
         Y_pred = clf.predict(paths_test)
     print(f"{len(paths)} images, tags {names}")
     print(f"target_type_    = {clf.target_type_!r}")

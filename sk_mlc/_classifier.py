@@ -96,7 +96,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         to in ``fit`` ("L" for grey, "RGB", "RGBA"). At predict time the fitted
         channel count decides.
 
-    max_epochs : int, default=10
+    max_epochs : int, default=12
         Number of passes over the training data.
 
     batch_size : int or "auto", default="auto"
@@ -263,7 +263,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         layout="auto",
         image_size=None,
         image_mode="RGB",
-        max_epochs=10,
+        max_epochs=12,
         batch_size="auto",
         lr=3e-3,
         lr_schedule="onecycle",
