@@ -128,3 +128,25 @@ def cnn_defaults() -> dict:
     params = CNNClassifier().get_params()
     params["batch_size"] = resolve_batch_size(params["batch_size"])
     return params
+
+
+def provenance(script: str, argv=None) -> list[str]:
+    """The notes that close every result file: threads, machine, exact command.
+
+    Parameters
+    ----------
+    script : str
+        The script's file name, e.g. ``"bench_fashion.py"``.
+    argv : list of str or None
+        The arguments it ran with (None: ``sys.argv[1:]``).
+    """
+    import sys
+
+    import torch
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    return [
+        f"torch threads: {torch.get_num_threads()}.",
+        machine_info(),
+        "Command: `" + " ".join(["python", f"benchmarks/{script}", *args]) + "`",
+    ]

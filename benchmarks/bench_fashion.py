@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cnn_defaults, machine_info, write_markdown
+from _common import cnn_defaults, provenance, write_markdown
 from _data import fashion_mnist
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -283,11 +283,7 @@ def main(argv=None):
         "other 20% each epoch, does not shuffle (iterator_train__shuffle=False) "
         "and keeps lr constant. Converting X to float32 / 255 is not timed.",
         f"Accuracy vs training time: `{plot.name}`.",
-        f"torch threads: {torch.get_num_threads()}.",
-        machine_info(),
-        "Command: `python benchmarks/bench_fashion.py"
-        + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
-        + "`",
+        *provenance("bench_fashion.py", argv),
     ]
     if args.quick:
         notes.insert(0, "QUICK smoke run: tiny sizes, numbers are not results.")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cnn_defaults, machine_info, write_markdown
+from _common import cnn_defaults, provenance, write_markdown
 from _data import fashion_mosaics
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -304,11 +304,7 @@ def main(argv=None):
         *[sentence for _, sentence in checks],
         "Fit seconds of the CNNClassifier rows cover ThresholdTunerCV.fit: one "
         "training, one forward pass over the 20% and the threshold search.",
-        f"torch threads: {torch.get_num_threads()}.",
-        machine_info(),
-        "Command: `python benchmarks/bench_multilabel.py"
-        + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
-        + "`",
+        *provenance("bench_multilabel.py", argv),
     ]
     if args.quick:
         notes.insert(0, "QUICK smoke run: tiny sizes, numbers are not results.")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cnn_defaults, machine_info, write_markdown
+from _common import cnn_defaults, provenance, write_markdown
 from _data import fashion_mnist
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
@@ -274,11 +274,7 @@ def main(argv=None):
         f"{np.abs(proba_clf - proba_plain).max():.2e}: rounding differences (the "
         "loop divides by 255 and takes its input statistics from NumPy, "
         "CNNClassifier multiplies by 1/255), which training can amplify.",
-        f"torch threads: {torch.get_num_threads()}.",
-        machine_info(),
-        "Command: `python benchmarks/bench_overhead.py"
-        + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
-        + "`",
+        *provenance("bench_overhead.py", argv),
     ]
     if args.quick:
         notes.insert(0, "QUICK smoke run: tiny sizes, numbers are not results.")

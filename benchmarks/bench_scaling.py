@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from _common import machine_info, write_markdown
+from _common import provenance, write_markdown
 from _data import fashion_mnist
 
 from sk_mlc import CNNClassifier
@@ -77,7 +76,7 @@ def main(argv=None):
         # predict uses the batch size the network was trained with; the fitted
         # skorch net is where it lives (set_params on the estimator does not
         # reach it).
-        clf.net_.batch_size = batch_size
+        clf.set_params(batch_size=batch_size)
         best = float("inf")
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -105,14 +104,10 @@ def main(argv=None):
         f"Per-image fit time at {largest} images is {ratio:.2f}x that at "
         f"{args.reference} (target <= {TARGET_RATIO}x): {'PASS' if ok else 'gap'}.",
         f"Predict: best of {args.repeats} passes over {len(X_test)} test images "
-        "with the model fitted on the largest size, batch size set on the fitted "
-        "skorch net (clf.net_.batch_size).",
+        "with the model fitted on the largest size, batch size set with "
+        "clf.set_params(batch_size=...).",
         f"Fit time and throughput: `{plot.name}`.",
-        f"torch threads: {torch.get_num_threads()}.",
-        machine_info(),
-        "Command: `python benchmarks/bench_scaling.py"
-        + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
-        + "`",
+        *provenance("bench_scaling.py", argv),
     ]
     if args.quick:
         notes.insert(0, "QUICK smoke run: tiny sizes, numbers are not results.")

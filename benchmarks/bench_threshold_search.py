@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine_info, write_markdown
+from _common import provenance, write_markdown
 from _data import fashion_mosaics
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, KFold
@@ -171,9 +171,7 @@ def main(argv=None):
         f"{f1_per_label - f1_global:+.3f} over the best global threshold, "
         f"{f1_per_label - f1_half:+.3f} over 0.5.",
         f"F1 vs threshold per label (out-of-fold): `{plot.name}`.",
-        machine_info(),
-        "Command: `python benchmarks/bench_threshold_search.py`"
-        + (" --quick" if args.quick else ""),
+        *provenance("bench_threshold_search.py", argv),
     ]
     write_markdown(
         args.out,
