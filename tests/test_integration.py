@@ -95,3 +95,17 @@ def test_clone_is_unfitted_with_same_params(fitted_multilabel):
     copy = clone(fitted_multilabel)
     assert copy.get_params() == fitted_multilabel.get_params()
     assert not hasattr(copy, "net_")
+
+
+def test_threshold_tuner_with_cnn_classifier(multilabel_data):
+    from sk_mlc import ThresholdTunerCV
+
+    X, Y = multilabel_data
+    tuner = ThresholdTunerCV(CNNClassifier(**FAST), thresholds=9, cv=2).fit(X, Y)
+    assert tuner.best_thresholds_.shape == (4,)
+    assert set(tuner.best_thresholds_) <= set(np.round(tuner.thresholds_, 12))
+    # The tuned thresholds are CNNClassifier's own threshold parameter.
+    clf = tuner.estimator_
+    clf.set_params(threshold=tuner.best_thresholds_)
+    np.testing.assert_array_equal(tuner.predict(X), clf.predict(X))
+    assert tuner.best_score_ > 0.8
