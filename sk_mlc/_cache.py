@@ -58,18 +58,7 @@ def fit_network(
         )
         net = train_network(params, images, y_encoded, target, seed, **kwargs)
         return net, None
-    cached = check_memory(memory).cache(
-        _train_cached,
-        ignore=[
-            "params",
-            "images",
-            "y_encoded",
-            "target",
-            "seed",
-            "verbose",
-            "num_workers",
-        ],
-    )
+    cached = _memorized(memory, _train_cached)
     net = cached(key, params, images, y_encoded, target, seed, **kwargs)
     # verbose is not in the key, so a loaded network carries the value of the
     # fit that trained it; show this fit's instead.
@@ -87,10 +76,35 @@ def predict_activations(
     """
     if memory is None or key is None:
         return predict_outputs(net, images, **options)
-    cached = check_memory(memory).cache(
-        _predict_cached, ignore=["net", "images", "options"]
-    )
+    cached = _memorized(memory, _predict_cached)
     return cached(key, joblib.hash(_images_fingerprint(images)), net, images, options)
+
+
+# Only the keys are hashed; they stand for the other arguments.
+_IGNORED = {
+    "_train_cached": [
+        "params",
+        "images",
+        "y_encoded",
+        "target",
+        "seed",
+        "verbose",
+        "num_workers",
+    ],
+    "_predict_cached": ["net", "images", "options"],
+}
+# One MemorizedFunc per cache location and function: building one checks the
+# function's source against the cache's copy, which costs more than loading a
+# small network (and a grid search asks for it once per candidate).
+_MEMORIZED: dict = {}
+
+
+def _memorized(memory, function):
+    memory = check_memory(memory)
+    key = (memory.location, function.__name__)
+    if key not in _MEMORIZED:
+        _MEMORIZED[key] = memory.cache(function, ignore=_IGNORED[function.__name__])
+    return _MEMORIZED[key]
 
 
 def _predict_cached(key, images_key, net, images, options):

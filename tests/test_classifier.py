@@ -444,3 +444,6 @@ def test_pickle_round_trip(fitted_multilabel, multilabel_data):
     np.testing.assert_array_equal(restored.predict_proba(X), expected)
     assert restored.out_activation_ == "sigmoid"
     assert isinstance(restored.criterion_, torch.nn.BCEWithLogitsLoss)
+    # Training-only state (optimizer moments, the scheduler) is not carried.
+    assert restored.net_.optimizer_ is None
+    assert len(restored.net_.history) == FAST["max_epochs"]
