@@ -157,10 +157,11 @@ def predict_outputs(
         num_workers=num_workers,
         pin_memory=str(net.device) != "cpu",
     )
-    outputs = [
-        to_numpy(net.predict_nonlinearity(net.evaluation_step(batch)))
-        for batch in loader
-    ]
+    # Eval mode once, not per batch as skorch's evaluation_step does, and
+    # inference_mode, which skips the autograd bookkeeping no_grad still does.
+    net.module_.eval()
+    with torch.inference_mode():
+        outputs = [to_numpy(net.predict_nonlinearity(net.infer(X))) for X, _ in loader]
     return np.concatenate(outputs)
 
 
