@@ -163,7 +163,7 @@ def skorch_by_hand(X_float, Y, X_test_float, width, epochs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke-test run")
-    parser.add_argument("--n-train", type=int, default=20000)
+    parser.add_argument("--n-train", type=int, default=40000)
     parser.add_argument("--n-test", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=DEFAULTS["max_epochs"])
     parser.add_argument("--width", type=int, default=DEFAULTS["width"])

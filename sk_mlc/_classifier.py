@@ -54,8 +54,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     width : int, default=16
         Channels of the built-in CNN's first stage; doubled at each stage.
 
-    depth : int, default=3
-        Number of stages of the built-in CNN.
+    depth : int or "auto", default="auto"
+        Number of stages of the built-in CNN. "auto" halves the longer image
+        side down to about 7 pixels: 2 stages for 8x8 images, 3 for 28x28, 4
+        for 56x56 (at least 2, at most 5).
 
     dropout : float, default=0.1
         Dropout before the output layer.
@@ -221,7 +223,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "module": [nn.Module, callable, None],
         "width": [Interval(Integral, 1, None, closed="left")],
-        "depth": [Interval(Integral, 1, None, closed="left")],
+        "depth": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="both"), "array-like"],
         "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
@@ -255,7 +257,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         module=None,
         *,
         width=16,
-        depth=3,
+        depth="auto",
         dropout=0.1,
         threshold=0.5,
         class_weight=None,

@@ -12,6 +12,22 @@ from torch import nn
 
 # Side of the pooled feature grid the built-in CNN hands to the head.
 _GRID = 4
+# depth="auto" adds stages until the feature maps are about this small.
+_AUTO_FEATURE_SIDE = 7
+_AUTO_DEPTH_RANGE = (2, 5)
+
+
+def auto_depth(image_size: tuple[int, int]) -> int:
+    """Stages for ``depth="auto"``: halve the longer side down to about 7 pixels.
+
+    28x28 gets 3 stages (28, 14, 7), 56x56 gets 4, 8x8 gets 2; at least 2 and
+    at most 5. Each stage widens the receptive field, so larger images need
+    more of them before the head sees whole objects.
+    """
+    longest = max(image_size)
+    halvings = int(np.ceil(np.log2(max(longest / _AUTO_FEATURE_SIDE, 1))))
+    low, high = _AUTO_DEPTH_RANGE
+    return int(np.clip(1 + halvings, low, high))
 
 
 class Standardize(nn.Module):
@@ -50,10 +66,13 @@ class ConvNet(nn.Module):
         in_channels: int,
         image_size: tuple[int, int],
         *,
-        width: int = 32,
-        depth: int = 3,
+        width: int = 16,
+        depth: int | str = "auto",
     ):
         super().__init__()
+        if depth == "auto":
+            depth = auto_depth(image_size)
+        self.depth = depth
         layers: list[nn.Module] = []
         height, wide = image_size
         channels = in_channels

@@ -447,3 +447,12 @@ def test_pickle_round_trip(fitted_multilabel, multilabel_data):
     # Training-only state (optimizer moments, the scheduler) is not carried.
     assert restored.net_.optimizer_ is None
     assert len(restored.net_.history) == FAST["max_epochs"]
+
+
+@pytest.mark.parametrize("size, stages", [((8, 8), 2), ((28, 28), 3), ((56, 56), 4)])
+def test_auto_depth_follows_image_size(size, stages):
+    X = np.random.RandomState(0).rand(12, *size).astype(np.float32)
+    clf = CNNClassifier(**{**FAST, "depth": "auto", "max_epochs": 1})
+    clf.fit(X, np.arange(12) % 2)
+    convs = [m for m in clf.net_.module_.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == stages
