@@ -14,7 +14,7 @@ $(BIN)/python:
 # Stamp files re-install only when the project's requirements change.
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[test,bench]"
+	$(PIP) -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
