@@ -1,11 +1,12 @@
 """Run every ``bench_*.py`` script here, one after the other.
 
 Each script runs in its own process (as ``python benchmarks/bench_x.py``), so
-one benchmark's threads, caches and memory never touch the next. The run stops
-at the first script that fails (a missed target exits non-zero) and prints a
-summary either way. ``--quick`` is passed through to every script, whose
-smoke-test tables then go to ``results/quick/`` so that they never overwrite
-the results of a full run.
+one benchmark's threads, caches and memory never touch the next. Every script
+runs even when an earlier one fails (a missed target exits non-zero); the
+summary lists each outcome and the run exits non-zero if any failed.
+``--quick`` is passed through to every script, whose smoke-test tables then
+go to ``results/quick/`` so that they never overwrite the results of a full
+run.
 
 Run: ``python benchmarks/run_all.py`` (what ``make bench`` does) or
 ``python benchmarks/run_all.py --quick``.
@@ -55,16 +56,11 @@ def main(argv=None) -> int:
         summary.append(
             (script.name, seconds, "ok" if code == 0 else f"FAILED ({code})")
         )
-        if code != 0:
-            failed = True
-            break
-    skipped = [script.name for script in scripts[len(summary) :]]
+        failed = failed or code != 0
 
     print("\n=== summary")
     for name, seconds, status in summary:
         print(f"{name:32s} {seconds:8.1f} s  {status}")
-    for name in skipped:
-        print(f"{name:32s} {'':8s}    not run (an earlier script failed)")
     print(f"results in {HERE / 'results'}")
     return 1 if failed else 0
 
