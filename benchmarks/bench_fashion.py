@@ -50,7 +50,13 @@ TARGET_DEFAULT_SECONDS = 180.0
 TARGET_LONG = 0.935
 # skorch's default device is "cpu"; train where CNNClassifier's "auto" does.
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-LONG_PARAMS = {"width": 32, "max_epochs": 20, "augment": "shift"}
+LONG_PARAMS = {
+    "width": 32,
+    "depth": 4,
+    "max_epochs": 30,
+    "augment": "flip",
+    "dropout": 0.3,
+}
 METHODS = ("cnn", "cnn_long", "mlp", "logreg", "skorch")
 LABELS = {
     "cnn": "CNNClassifier() defaults",
