@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -111,6 +112,26 @@ def write_markdown(
     return path
 
 
+def subplots(*args, **kwargs):
+    """``plt.subplots`` on matplotlib's Agg backend: no display needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, path) -> None:
+    """Lay out ``fig``, write it to ``path`` (creating its folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _row(cells: Sequence) -> str:
     # A "|" inside a cell would split it into two columns.
     return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
@@ -148,5 +169,5 @@ def provenance(script: str, argv=None) -> list[str]:
     return [
         f"torch threads: {torch.get_num_threads()}.",
         machine_info(),
-        "Command: `" + " ".join(["python", f"benchmarks/{script}", *args]) + "`",
+        "Command: `" + shlex.join(["python", f"benchmarks/{script}", *args]) + "`",
     ]

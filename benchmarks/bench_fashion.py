@@ -33,7 +33,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cnn_defaults, provenance, write_markdown
+from _common import (
+    cnn_defaults,
+    provenance,
+    save_figure,
+    subplots,
+    write_markdown,
+)
 from _data import fashion_mnist
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -323,12 +329,7 @@ def main(argv=None):
 
 
 def _plot(results, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = subplots(figsize=(8, 5))
     for name, (_, fit_s, _, accuracy, points, _) in results.items():
         if points:
             seconds, accuracies = zip(*points, strict=True)
@@ -342,10 +343,7 @@ def _plot(results, path: Path) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_title("Fashion-MNIST: accuracy vs training time (dotted: 0.92 / 180 s)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

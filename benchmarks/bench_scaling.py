@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import provenance, write_markdown
+from _common import provenance, save_figure, subplots, write_markdown
 from _data import fashion_mnist
 
 from sk_mlc import CNNClassifier
@@ -127,12 +127,7 @@ def main(argv=None):
 
 
 def _plot(fit_rows, predict_rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     sizes, seconds, per_image = zip(*fit_rows, strict=True)
     left.loglog(sizes, seconds, "o-", label="fit, 1 epoch")
     # The line a perfectly linear cost would follow through the first point.
@@ -147,10 +142,7 @@ def _plot(fit_rows, predict_rows, path: Path) -> None:
     right.set_ylabel("images / s")
     right.set_title("Predict throughput")
     right.set_ylim(bottom=0)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

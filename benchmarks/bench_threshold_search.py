@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import provenance, write_markdown
+from _common import provenance, save_figure, subplots, write_markdown
 from _data import fashion_mosaics
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, KFold
@@ -217,12 +217,7 @@ def main(argv=None):
 
 
 def _plot(tuner, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = subplots(figsize=(8, 5))
     for label in range(tuner.scores_.shape[1]):
         (line,) = ax.plot(
             tuner.thresholds_,
@@ -238,9 +233,7 @@ def _plot(tuner, path: Path) -> None:
     ax.set_ylabel("out-of-fold F1")
     ax.set_title("F1 vs threshold per label (dots: chosen thresholds)")
     ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
