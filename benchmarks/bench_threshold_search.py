@@ -17,6 +17,7 @@ threshold per label. Run: ``python benchmarks/bench_threshold_search.py``
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -100,7 +101,7 @@ def main(argv=None):
 
     runs = []
     with tempfile.TemporaryDirectory() as root:
-        caches = iter(str(Path(root) / str(i)) for i in range(100))
+        caches = (str(Path(root) / str(i)) for i in itertools.count())  # fresh dirs
 
         def record(name, n_thresholds, make):
             fitted, seconds, trainings = timed(make, X, Y)
