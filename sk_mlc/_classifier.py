@@ -6,14 +6,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._augment import AUGMENTATIONS
 from ._cache import fit_network, predict_activations
+from ._compat import HasMethods, Interval, StrOptions, _fit_context
 from ._inputs import validate_images
 from ._targets import check_threshold, resolve_target
 

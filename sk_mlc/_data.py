@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ._compat import shutdown_loader_workers
 from ._inputs import ImageBatches
 
 
@@ -86,12 +87,7 @@ class _BatchLoader(DataLoader):
         try:
             yield from iterator
         except Exception:
-            # A private torch method, hence the guard: without it, we only
-            # fall back to torch's own (slow) shutdown.
-            shutdown = getattr(iterator, "_shutdown_workers", None)
-            if shutdown is not None:
-                shutdown()
-                self._iterator = None  # persistent workers: start afresh next time
+            shutdown_loader_workers(self, iterator)
             raise
 
 

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ._compat import Interval, StrOptions, _fit_context
 
 # 8-bit-per-band modes only: the output is always uint8.
 _MODES = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"})

@@ -217,6 +217,43 @@ def resolve_target(
     return _TARGETS[target_type]()
 
 
+def positive_proba(proba, n_labels: int, estimator) -> np.ndarray:
+    """The positive-class probabilities as one ``(n_samples, n_labels)`` array.
+
+    Accepts the three ``predict_proba`` layouts of scikit-learn classifiers:
+    ``(n, 2)`` for binary, ``(n, n_labels)`` for multi-label (MLPClassifier,
+    OneVsRestClassifier), and a list of ``n_labels`` ``(n, 2)`` arrays
+    (RandomForestClassifier, MultiOutputClassifier).
+    """
+    if isinstance(proba, list):
+        if len(proba) != n_labels:
+            raise ValueError(
+                f"ThresholdTunerCV expected predict_proba to return {n_labels} "
+                f"arrays, one per label; got a list of {len(proba)}."
+            )
+        columns = []
+        for j, p in enumerate(proba):
+            p = np.asarray(p, dtype=np.float64)
+            if p.shape[1] == 1:
+                # A label constant in a training fold leaves a one-column proba;
+                # the estimator's classes_ says which class that column is.
+                classes = getattr(estimator, "classes_", None)
+                only_class = 0 if classes is None else np.ravel(classes[j])[0]
+                p = np.hstack([1 - p, p]) if only_class == 1 else np.hstack([p, 1 - p])
+            columns.append(p[:, 1])
+        return np.column_stack(columns)
+    proba = np.asarray(proba, dtype=np.float64)
+    if n_labels == 1 and proba.ndim == 2 and proba.shape[1] == 2:
+        return proba[:, 1:]
+    if proba.ndim == 2 and proba.shape[1] == n_labels:
+        return proba
+    expected = "(n_samples, 2)" if n_labels == 1 else f"(n_samples, {n_labels})"
+    raise ValueError(
+        f"ThresholdTunerCV expected predict_proba to return shape {expected}; got "
+        f"{proba.shape}. Is the estimator fitted on the same kind of target?"
+    )
+
+
 def check_threshold(threshold, n_labels: int, estimator_name: str) -> np.ndarray:
     """Return ``threshold`` as a float array of shape ``(n_labels,)``, or raise."""
     if isinstance(threshold, Real) and not isinstance(threshold, bool):

@@ -17,61 +17,30 @@ from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
     MetaEstimatorMixin,
-    _fit_context,
     clone,
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_cv
-from sklearn.utils import _safe_indexing, get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
-    _check_method_params,
     check_is_fitted,
     indexable,
 )
 
-from ._targets import resolve_target
+from ._compat import (
+    HasMethods,
+    Interval,
+    RealNotInt,
+    StrOptions,
+    _check_method_params,
+    _fit_context,
+    _safe_indexing,
+)
+from ._targets import positive_proba, resolve_target
 from ._threshold_scores import COUNT_METRICS, argmax_subject_to, confusion_counts
-
-
-def _positive_proba(proba, n_labels: int, estimator) -> np.ndarray:
-    """The positive-class probabilities as one ``(n_samples, n_labels)`` array.
-
-    Accepts the three ``predict_proba`` layouts of scikit-learn classifiers:
-    ``(n, 2)`` for binary, ``(n, n_labels)`` for multi-label (MLPClassifier,
-    OneVsRestClassifier), and a list of ``n_labels`` ``(n, 2)`` arrays
-    (RandomForestClassifier, MultiOutputClassifier).
-    """
-    if isinstance(proba, list):
-        if len(proba) != n_labels:
-            raise ValueError(
-                f"ThresholdTunerCV expected predict_proba to return {n_labels} "
-                f"arrays, one per label; got a list of {len(proba)}."
-            )
-        columns = []
-        for j, p in enumerate(proba):
-            p = np.asarray(p, dtype=np.float64)
-            if p.shape[1] == 1:
-                # A label constant in a training fold leaves a one-column proba;
-                # the estimator's classes_ says which class that column is.
-                classes = getattr(estimator, "classes_", None)
-                only_class = 0 if classes is None else np.ravel(classes[j])[0]
-                p = np.hstack([1 - p, p]) if only_class == 1 else np.hstack([p, 1 - p])
-            columns.append(p[:, 1])
-        return np.column_stack(columns)
-    proba = np.asarray(proba, dtype=np.float64)
-    if n_labels == 1 and proba.ndim == 2 and proba.shape[1] == 2:
-        return proba[:, 1:]
-    if proba.ndim == 2 and proba.shape[1] == n_labels:
-        return proba
-    expected = "(n_samples, 2)" if n_labels == 1 else f"(n_samples, {n_labels})"
-    raise ValueError(
-        f"ThresholdTunerCV expected predict_proba to return shape {expected}; got "
-        f"{proba.shape}. Is the estimator fitted on the same kind of target?"
-    )
 
 
 def _fit_predict_fold(estimator, X, y, train, val, fit_params, n_labels, keep):
@@ -83,7 +52,7 @@ def _fit_predict_fold(estimator, X, y, train, val, fit_params, n_labels, keep):
     fit_params = _check_method_params(X, fit_params, indices=train)
     estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
     proba = estimator.predict_proba(_safe_indexing(X, val))
-    return (estimator if keep else None), _positive_proba(proba, n_labels, estimator)
+    return (estimator if keep else None), positive_proba(proba, n_labels, estimator)
 
 
 def _estimator_has(attr: str):
@@ -370,7 +339,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 ) from exc
             self.estimator_ = self.estimator
             proba = self.estimator_.predict_proba(X)
-            return np.arange(len(y)), _positive_proba(proba, n_labels, self.estimator_)
+            return np.arange(len(y)), positive_proba(proba, n_labels, self.estimator_)
 
         cv = self._check_cv(y)
         if not self.refit and cv.get_n_splits(X, y) > 1:
@@ -485,7 +454,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self, "best_thresholds_")
         proba = self.estimator_.predict_proba(X)
-        P = _positive_proba(proba, len(self.best_thresholds_), self.estimator_)
+        P = positive_proba(proba, len(self.best_thresholds_), self.estimator_)
         return self._target.decide(self._target.proba(P), self.best_thresholds_)
 
     @available_if(_estimator_has("predict_proba"))

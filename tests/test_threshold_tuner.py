@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
 from sk_mlc import ThresholdTunerCV
-from sk_mlc._threshold import _positive_proba
+from sk_mlc._targets import positive_proba as _positive_proba
 
 
 class ProbaFromX(ClassifierMixin, BaseEstimator):

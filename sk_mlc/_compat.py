@@ -1,0 +1,56 @@
+"""Every use of another library's private API, in one place.
+
+scikit-learn, skorch and torch may rename or remove these without notice; an
+upgrade that breaks one of them should touch this file only. Each entry says
+why the public API does not do.
+"""
+
+from __future__ import annotations
+
+# The decorator behind scikit-learn's own ``fit`` methods: it validates
+# ``_parameter_constraints`` once and skips nested validation. There is no
+# public equivalent; ``BaseEstimator._validate_params`` alone misses the skip.
+from sklearn.base import _fit_context
+
+# Row indexing that works on arrays, sparse matrices, DataFrames and lists,
+# and slicing of sample-aligned fit parameters: what scikit-learn's own
+# cross-validation loops use.
+from sklearn.utils import _safe_indexing
+
+# The constraint vocabulary of ``_parameter_constraints`` tables. scikit-learn
+# keeps it private but every estimator, ours included, is checked with it.
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    RealNotInt,
+    StrOptions,
+)
+from sklearn.utils.validation import _check_method_params
+
+__all__ = [
+    "HasMethods",
+    "Interval",
+    "RealNotInt",
+    "StrOptions",
+    "_check_method_params",
+    "_fit_context",
+    "_safe_indexing",
+    "shutdown_loader_workers",
+]
+
+
+def shutdown_loader_workers(loader, iterator) -> None:
+    """Stop a ``DataLoader`` iterator's worker processes now.
+
+    torch re-raises a worker's error from a frame that the exception's
+    traceback holds, so the iterator is freed later by the cyclic garbage
+    collector, after the queues its shutdown needs are closed: each worker
+    then waits 5 s to time out. Calling torch's private shutdown while the
+    queues still work avoids that stall. The guard keeps a torch refactor
+    from breaking us: we would only fall back to torch's slow shutdown.
+    """
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+        if hasattr(loader, "_iterator"):
+            loader._iterator = None  # persistent workers: start afresh next time
