@@ -11,7 +11,9 @@ folder and CSV layouts.
 """
 
 from ._classifier import CNNClassifier
-from ._images import ImageLoader, LazyImages, read_image
+from ._decode import read_image
+from ._lazy import LazyImages
+from ._loader import ImageLoader
 from ._threshold import ThresholdTunerCV
 
 __all__ = [

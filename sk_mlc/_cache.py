@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from sklearn.utils.validation import check_memory
 
-from ._images import LazyImages
 from ._inputs import ImageBatches
+from ._lazy import LazyImages
 from ._targets import _Target
 from ._training import predict_outputs, train_network
 

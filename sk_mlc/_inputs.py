@@ -25,7 +25,7 @@ from PIL import Image
 from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils.validation import validate_data
 
-from ._images import LazyImages
+from ._lazy import LazyImages
 
 # Integer images are scaled by their dtype's range, never by the data's range:
 # a batch that happens to be dark must not be brightened.

@@ -1,6 +1,7 @@
-"""Behaviour of read_image, LazyImages and ImageLoader on real, tiny image files."""
+"""Behaviour of read_image, LazyImages and ImageLoader on tiny files and arrays."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -361,7 +362,7 @@ def test_image_loader_is_stateless_and_clonable(files):
     assert clone(loader).get_params() == loader.get_params()
     assert ImageLoader().transform(files).shape == (4, 4, 6, 3)  # no fit needed
     tags = loader.__sklearn_tags__()
-    assert not tags.requires_fit and not tags.input_tags.two_d_array
+    assert not tags.requires_fit and tags.input_tags.two_d_array
 
 
 @pytest.mark.parametrize(
@@ -399,3 +400,152 @@ def test_image_loader_first_in_a_pipeline(tmp_path, lazy):
     )
     assert pipeline.fit(paths, y).score(paths, y) == 1.0
     assert cross_val_score(clone(pipeline), paths, y, cv=2).mean() == 1.0
+
+
+# -- ImageLoader on arrays of decoded images ---------------------------------
+
+
+GREY = np.array([[[0, 50, 100], [150, 200, 255]]], np.uint8)  # one 2 x 3 image
+RGB = np.array([[[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]]], np.uint8)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [GREY, GREY[..., None], GREY[:, None, 0], list(GREY)],
+    ids=["(n, H, W)", "(n, H, W, 1)", "(n, d)", "list of (H, W)"],
+)
+def test_image_loader_grey_array_to_rgb_repeats_the_channel(layout):
+    converted = ImageLoader().fit_transform(layout)
+    expected = np.asarray(layout, np.uint8).reshape(converted.shape[:3])
+    assert converted.dtype == np.uint8 and converted.shape[-1] == 3
+    for channel in range(3):
+        np.testing.assert_array_equal(converted[..., channel], expected)
+
+
+def test_image_loader_flat_rows_are_one_by_d_grey_images():
+    rows = np.array([[0, 1, 2, 3], [4, 5, 6, 7]], np.uint8)
+    converted = ImageLoader(mode="L").fit_transform(rows)
+    np.testing.assert_array_equal(converted, rows.reshape(2, 1, 4, 1))
+
+
+def test_image_loader_rgb_array_to_grey_is_pillows_luma():
+    grey = ImageLoader(mode="L").transform(RGB)[0, :, :, 0]
+    # ITU-R 601-2: L = 0.299 R + 0.587 G + 0.114 B, as Pillow converts files.
+    np.testing.assert_array_equal(grey, [[76, 150], [29, 18]])
+
+
+@pytest.mark.parametrize(
+    "pixels, mode, expected",
+    [
+        (RGB[:, :1, :1], "RGBA", [255, 0, 0, 255]),
+        (np.array([[[[9, 0]]]], np.uint8), "L", [9]),  # LA: alpha is dropped
+        (np.array([[[[9, 8, 7, 0]]]], np.uint8), "RGB", [9, 8, 7]),  # RGBA
+        (np.array([[[3]]], np.uint8), "LA", [3, 255]),
+    ],
+)
+def test_image_loader_reads_one_to_four_channels_as_l_la_rgb_rgba(
+    pixels, mode, expected
+):
+    converted = ImageLoader(mode=mode).transform(pixels)
+    np.testing.assert_array_equal(converted.reshape(-1), expected)
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        # Floats and wide integers are 0-255 intensities: rounded half to even,
+        # then clipped.
+        (np.array([[-5.0, 0.4, 0.6, 100.5, 254.5, 300.0]]), [0, 0, 1, 100, 254, 255]),
+        (np.array([[-5.0, 99.6]], np.float32), [0, 100]),
+        (np.array([[-1, 7, 256]], np.int64), [0, 7, 255]),
+        # uint16 is 16-bit, as a 16-bit PNG; bool is Pillow's "1" mode.
+        (np.array([[0, 257 * 100, 65535]], np.uint16), [0, 100, 255]),
+        (np.array([[False, True]]), [0, 255]),
+    ],
+    ids=["float64", "float32", "int64", "uint16", "bool"],
+)
+def test_image_loader_dtype_rule(values, expected):
+    converted = ImageLoader(mode="L").fit_transform(values)
+    assert converted.dtype == np.uint8
+    np.testing.assert_array_equal(converted.reshape(-1), expected)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_image_loader_rejects_nan_and_inf(bad):
+    pixels = np.array([[1.0, bad]])
+    for method in ["fit", "transform"]:
+        with pytest.raises(ValueError, match="ImageLoader expects finite pixel"):
+            getattr(ImageLoader(), method)(pixels)
+
+
+@pytest.mark.parametrize(
+    "shape, hint",
+    [((3,), "reshape"), ((2, 4, 4, 5), "moveaxis"), ((1, 2, 2, 2, 3), "layouts")],
+)
+def test_image_loader_shape_errors_name_expected_and_received(shape, hint):
+    received = re.escape(str(shape))
+    with pytest.raises(ValueError, match=rf"ImageLoader expects .*{received}.*{hint}"):
+        ImageLoader().transform(np.zeros(shape))
+
+
+def test_image_loader_non_numeric_array_error_names_the_estimator():
+    with pytest.raises(ValueError, match="ImageLoader cannot read X"):
+        ImageLoader().transform([[1, 2], [3]])
+    with pytest.raises(TypeError, match="ImageLoader cannot read X"):
+        ImageLoader().transform(np.array([[1, {"a": 1}]], dtype=object))
+
+
+@pytest.mark.parametrize("resize", ["resize", "crop"])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_image_loader_same_pixels_as_files_or_array_give_the_same_output(
+    tmp_path, resize, mode
+):
+    images = [_stripes(10, 20), _stripes(10, 20)[::-1, ::-1]]
+    paths = [
+        _save(tmp_path / f"{i}.png", Image.fromarray(a)) for i, a in enumerate(images)
+    ]
+    loader = ImageLoader(size=(5, 7), mode=mode, resize=resize)
+    from_files = loader.fit_transform(paths)
+    from_array = loader.fit_transform(np.stack(images))
+    assert from_array.shape == (2, 5, 7, len(mode))
+    np.testing.assert_array_equal(from_array, from_files)
+
+
+def test_image_loader_16bit_array_matches_16bit_file(tmp_path):
+    values = np.array([[0, 257 * 100, 65535, 12345]], np.uint16)
+    path = _save(tmp_path / "deep.png", Image.fromarray(values))
+    loader = ImageLoader(mode="L")
+    np.testing.assert_array_equal(
+        loader.transform(values[None]), loader.transform([path])
+    )
+
+
+def test_image_loader_array_size_resizes_and_lazy_returns_the_array():
+    loader = ImageLoader(size=(4, 6), lazy=True)
+    converted = loader.fit_transform(GREY)
+    assert isinstance(converted, np.ndarray)  # nothing to decode lazily
+    assert converted.shape == (1, 4, 6, 3)
+    # A constant image stays constant through bilinear resizing.
+    constant = ImageLoader(size=3, mode="L").transform(np.full((2, 5, 8), 77))
+    assert constant.shape == (2, 3, 3, 1) and (constant == 77).all()
+
+
+def test_image_loader_counts_features_of_arrays_only(files):
+    loader = ImageLoader().fit(np.zeros((3, 4, 5, 2)))
+    assert loader.n_features_in_ == 4 * 5 * 2
+    with pytest.raises(ValueError, match="X has 20 features, but ImageLoader"):
+        loader.transform(np.zeros((3, 4, 5)))
+    assert loader.transform(files).shape == (4, 4, 6, 3)  # files are not counted
+    # A fit on files forgets the array: any array is taken again.
+    assert not hasattr(loader.fit(files), "n_features_in_")
+    assert loader.transform(np.zeros((1, 4, 5))).shape == (1, 4, 5, 3)
+
+
+def test_image_loader_takes_dataframes_and_records_their_columns():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [0, 10], "b": [20.0, 30.0]})
+    loader = ImageLoader(mode="L").fit(frame)
+    assert list(loader.feature_names_in_) == ["a", "b"]
+    np.testing.assert_array_equal(
+        loader.transform(frame)[..., 0], [[[0, 20]], [[10, 30]]]
+    )

@@ -1,8 +1,8 @@
 """List labelled image files: a folder per class, or a CSV of tags (Planet layout).
 
 Both loaders return paths and labels only; pixels are decoded later by
-:func:`~sk_mlc._images.read_image`, :class:`~sk_mlc._images.LazyImages` or
-:class:`~sk_mlc._images.ImageLoader`. ``on_error`` decides when a bad file is
+:func:`~sk_mlc.read_image`, :class:`~sk_mlc.LazyImages` or
+:class:`~sk_mlc.ImageLoader`. ``on_error`` decides when a bad file is
 found:
 
 * ``"raise"`` (default) opens no image, so listing 100k files is instant. Empty
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from .._images import _decode_error
+from .._decode import _decode_error
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 # Folders may also hold the rarer formats Pillow reads.
