@@ -13,46 +13,26 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassifierMixin,
-    MetaEstimatorMixin,
-    clone,
-)
-from sklearn.exceptions import NotFittedError
-from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_cv
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import (
-    check_is_fitted,
-    indexable,
-)
+from sklearn.utils.validation import check_is_fitted, indexable, validate_data
 
 from ._compat import (
     HasMethods,
     Interval,
     RealNotInt,
     StrOptions,
-    _check_method_params,
     _fit_context,
-    _safe_indexing,
 )
+from ._out_of_fold import out_of_fold_proba
 from ._targets import positive_proba, resolve_target
-from ._threshold_scores import COUNT_METRICS, argmax_subject_to, confusion_counts
-
-
-def _fit_predict_fold(estimator, X, y, train, val, fit_params, n_labels, keep):
-    """Fit ``estimator`` on ``train``; return it (if ``keep``) and its proba on ``val``.
-
-    Not keeping it spares memory and, with process-based ``n_jobs``, shipping
-    every fold's fitted model (a whole network, say) back to the parent.
-    """
-    fit_params = _check_method_params(X, fit_params, indices=train)
-    estimator.fit(_safe_indexing(X, train), _safe_indexing(y, train), **fit_params)
-    proba = estimator.predict_proba(_safe_indexing(X, val))
-    return (estimator if keep else None), positive_proba(proba, n_labels, estimator)
+from ._threshold_scores import (
+    COUNT_METRICS,
+    argmax_subject_to,
+    confusion_counts,
+    score_table,
+)
 
 
 def _estimator_has(attr: str):
@@ -74,6 +54,13 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     the best threshold per label (or one shared threshold), then refits a clone
     on all the data. That is ``n_splits + 1`` fits however many candidates are
     tried. ``predict`` decides ``p >= threshold``.
+
+    When several candidates tie for the best out-of-fold score (per label, or
+    for the shared threshold), the one closest to 0.5, the untuned default, is
+    kept; of two equally close, the lower. Equal out-of-fold evidence is no
+    reason to move away from the default: where the folds separate a label
+    cleanly, the tuned classifier then decides as the untuned one would. The
+    same rule breaks ties in a ``constraint``'s fallback.
 
     Parameters
     ----------
@@ -131,6 +118,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     best_thresholds_ : ndarray of shape (n_labels,)
         The chosen threshold of each label; shape ``(1,)`` for a binary ``y``.
+        Of tied candidates, the one closest to 0.5.
 
     best_score_ : float
         The metric micro-averaged over all labels (computed on the flattened
@@ -183,7 +171,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ...     OneVsRestClassifier(LogisticRegression(max_iter=500)), cv=3
     ... ).fit(X, Y)
     >>> tuner.best_thresholds_.round(2)  # one per label, from 0.05, 0.10, ..., 0.95
-    array([0.4 , 0.15, 0.35])
+    array([0.4 , 0.15, 0.4 ])
     >>> tuner.scores_.shape  # out-of-fold F1 of 19 candidates for 3 labels
     (19, 3)
     >>> default = tuner.scores_global_[9]  # all labels at 0.5
@@ -258,6 +246,11 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self : object
             The fitted tuner.
         """
+        # Only y is validated here: X goes to the estimator as given (images,
+        # paths...). The target is resolved from y, so y must already be the
+        # matrix a list of lists encodes, and an empty or missing y is refused
+        # before any fit.
+        y = validate_data(self, y=y, multi_output=True)
         X, y = indexable(X, y)
         # The wording matches scikit-learn's own binary-only classifiers, so
         # its estimator checks recognise the refusal.
@@ -281,8 +274,21 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.thresholds_ = self._check_thresholds()
         constraint = self._check_constraint()
 
-        val_idx, P = self._out_of_fold_proba(X, y, Y.shape[1], fit_params)
-        self._tune(Y[val_idx], P, constraint)
+        oof = out_of_fold_proba(
+            self.estimator,
+            X,
+            y,
+            cv=self.cv,
+            refit=self.refit,
+            n_labels=Y.shape[1],
+            fit_params=fit_params,
+            # A multi-label y has no single class to stratify on.
+            stratify=self.target_type_ == "binary",
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        )
+        self.estimator_ = oof.estimator
+        self._tune(Y[oof.indices], oof.proba, constraint)
 
         for attr in ("n_features_in_", "feature_names_in_"):
             if hasattr(self.estimator_, attr):
@@ -321,86 +327,32 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             )
         return constraint
 
-    def _out_of_fold_proba(self, X, y, n_labels, fit_params):
-        """Set ``estimator_`` and return the validation indices and their proba."""
-        cv_prefit = isinstance(self.cv, str) and self.cv == "prefit"
-        prefit = cv_prefit or isinstance(self.estimator, FrozenEstimator)
-        if prefit:
-            # A FrozenEstimator ignores fit, so K folds would score K copies of
-            # the same model: score it once on all the data instead.
-            if cv_prefit and self.refit:
-                raise ValueError("When cv='prefit', refit cannot be True.")
-            try:
-                check_is_fitted(self.estimator)
-            except NotFittedError as exc:
-                raise NotFittedError(
-                    "ThresholdTunerCV: with cv='prefit' or a FrozenEstimator, "
-                    "`estimator` must be fitted."
-                ) from exc
-            self.estimator_ = self.estimator
-            proba = self.estimator_.predict_proba(X)
-            return np.arange(len(y)), positive_proba(proba, n_labels, self.estimator_)
-
-        cv = self._check_cv(y)
-        if not self.refit and cv.get_n_splits(X, y) > 1:
-            raise ValueError("When cv has several folds, refit cannot be False.")
-        splits = list(cv.split(X, y))
-        folds = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_predict_fold)(
-                clone(self.estimator),
-                X,
-                y,
-                train,
-                val,
-                fit_params,
-                n_labels,
-                keep=not self.refit,
-            )
-            for train, val in splits
-        )
-        if self.refit:
-            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
-        else:  # a single split: its fitted clone saves one more fit
-            self.estimator_ = folds[0][0]
-        # Pooled rather than averaged per fold: every sample counts once, and a
-        # small fold cannot swing the choice with a noisy per-fold optimum.
-        val_idx = np.concatenate([val for _, val in splits])
-        return val_idx, np.vstack([proba for _, proba in folds])
-
-    def _check_cv(self, y):
-        if isinstance(self.cv, Real) and not isinstance(self.cv, Integral):
-            splitter = (
-                StratifiedShuffleSplit
-                if self.target_type_ == "binary"
-                else ShuffleSplit
-            )
-            return splitter(
-                n_splits=1, test_size=self.cv, random_state=self.random_state
-            )
-        return check_cv(self.cv, y, classifier=True)
-
     def _tune(self, Y: np.ndarray, P: np.ndarray, constraint) -> None:
         """Score every candidate on the out-of-fold ``P`` and keep the best."""
         counts = confusion_counts(Y, P, self.thresholds_)
-        self.scores_, self.scores_global_ = self._score_table(
-            Y, P, counts, self.scoring
+        self.scores_, self.scores_global_ = score_table(
+            Y, P, counts, self.scoring, self.thresholds_, self.beta
         )
         self.constraint_scores_ = None
         cons = cons_global = min_value = None
         if constraint is not None:
             name, min_value = constraint
-            cons, cons_global = self._score_table(Y, P, counts, name)
+            cons, cons_global = score_table(
+                Y, P, counts, name, self.thresholds_, self.beta
+            )
             self.constraint_scores_ = cons
 
         n_labels = Y.shape[1]
         if self.per_label:
-            best, unmet = argmax_subject_to(self.scores_, cons, min_value)
+            best, unmet = argmax_subject_to(
+                self.scores_, cons, min_value, self.thresholds_
+            )
             names = self.classes_[-1:] if n_labels == 1 else np.arange(n_labels)
             where = f"label(s) {names[unmet].tolist()!r}"
         else:
             shared = None if cons is None else cons_global[:, None]
             best, unmet = argmax_subject_to(
-                self.scores_global_[:, None], shared, min_value
+                self.scores_global_[:, None], shared, min_value, self.thresholds_
             )
             best = np.repeat(best, n_labels)
             where = "the shared threshold of all labels"
@@ -422,21 +374,6 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             chosen = counts[:, best, np.arange(n_labels)].sum(axis=1)
             self.best_score_ = float(COUNT_METRICS[self.scoring](*chosen, self.beta))
 
-    def _score_table(self, Y, P, counts, metric):
-        """``metric`` per candidate: ``(T, k)`` per label, ``(T,)`` micro-averaged."""
-        if not callable(metric):
-            score = COUNT_METRICS[metric]
-            return score(*counts, self.beta), score(*counts.sum(axis=2), self.beta)
-        y_true = Y.astype(int)
-        per_label = np.empty((len(self.thresholds_), Y.shape[1]))
-        micro = np.empty(len(self.thresholds_))
-        for i, t in enumerate(self.thresholds_):
-            y_pred = (P >= t).astype(int)
-            for j in range(Y.shape[1]):
-                per_label[i, j] = metric(y_true[:, j], y_pred[:, j])
-            micro[i] = metric(y_true.ravel(), y_pred.ravel())
-        return per_label, micro
-
     def predict(self, X):
         """Predict with the tuned thresholds: positive where ``p >= threshold``.
 
@@ -454,8 +391,10 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self, "best_thresholds_")
         proba = self.estimator_.predict_proba(X)
+        # One way: the positive columns, (n_samples, n_labels), are what the
+        # thresholds apply to, and the target decides from them directly.
         P = positive_proba(proba, len(self.best_thresholds_), self.estimator_)
-        return self._target.decide(self._target.proba(P), self.best_thresholds_)
+        return self._target.decide(P, self.best_thresholds_)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):

@@ -51,16 +51,61 @@ def confusion_counts(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray):
     return counts
 
 
-def argmax_subject_to(scores, constraint_scores, min_value):
+def score_table(Y: np.ndarray, P: np.ndarray, counts, metric, thresholds, beta):
+    """``metric`` per candidate: ``(T, k)`` per label, ``(T,)`` micro-averaged.
+
+    A named metric comes from ``counts``; a callable is called on the 0/1
+    predictions of every candidate, per label and on the flattened matrices.
+    """
+    if not callable(metric):
+        score = COUNT_METRICS[metric]
+        return score(*counts, beta), score(*counts.sum(axis=2), beta)
+    y_true = Y.astype(int)
+    per_label = np.empty((len(thresholds), Y.shape[1]))
+    micro = np.empty(len(thresholds))
+    for i, t in enumerate(thresholds):
+        y_pred = (P >= t).astype(int)
+        for j in range(Y.shape[1]):
+            per_label[i, j] = metric(y_true[:, j], y_pred[:, j])
+        micro[i] = metric(y_true.ravel(), y_pred.ravel())
+    return per_label, micro
+
+
+# What an untuned classifier decides with: CNNClassifier's default threshold,
+# and the argmax of a two-class ``predict_proba``.
+DEFAULT_THRESHOLD = 0.5
+
+
+def argmax_subject_to(scores, constraint_scores, min_value, thresholds):
     """Best row per column, among rows whose constraint is ``>= min_value``.
 
-    Ties go to the lowest threshold. A column with no feasible row falls back to
-    its highest constraint score and is flagged in the returned mask.
+    A column with no feasible row falls back to its highest constraint score and
+    is flagged in the returned mask. Ties go to the threshold closest to
+    ``DEFAULT_THRESHOLD``, see :func:`_argmax_near_default`.
     """
     if constraint_scores is None:
-        return scores.argmax(axis=0), np.zeros(scores.shape[1], dtype=bool)
+        best = _argmax_near_default(scores, thresholds)
+        return best, np.zeros(scores.shape[1], dtype=bool)
     feasible = constraint_scores >= min_value
-    best = np.where(feasible, scores, -np.inf).argmax(axis=0)
+    best = _argmax_near_default(np.where(feasible, scores, -np.inf), thresholds)
     unmet = ~feasible.any(axis=0)
-    best[unmet] = constraint_scores[:, unmet].argmax(axis=0)
+    best[unmet] = _argmax_near_default(constraint_scores[:, unmet], thresholds)
     return best, unmet
+
+
+def _argmax_near_default(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per column, the row of the highest score; ties go nearest the default.
+
+    Among tied rows the threshold closest to ``DEFAULT_THRESHOLD`` wins, and of
+    two equally close the lower. Equal out-of-fold evidence is no reason to
+    move away from the default: a plain argmax would drift to the grid's edge
+    whenever a range of candidates separates the folds equally well.
+    """
+    # Scores equal in exact arithmetic may differ in the last bit once rounded
+    # (balanced accuracy adds two ratios), so a tie allows for rounding.
+    tied = np.isclose(scores, scores.max(axis=0), rtol=1e-12, atol=1e-12)
+    # Rounded too: 0.45 and 0.55 from linspace are not exactly as far from 0.5.
+    distance = np.round(np.abs(thresholds - DEFAULT_THRESHOLD), 12)
+    preference = np.empty(len(thresholds), dtype=np.intp)
+    preference[np.lexsort((thresholds, distance))] = np.arange(len(thresholds))
+    return np.where(tied, preference[:, None], len(thresholds)).argmin(axis=0)

@@ -28,7 +28,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
 from sk_mlc import ThresholdTunerCV
-from sk_mlc._targets import positive_proba as _positive_proba
 
 
 class ProbaFromX(ClassifierMixin, BaseEstimator):
@@ -208,12 +207,51 @@ def test_fbeta_with_beta_2_favours_recall_with_lower_thresholds():
     assert (f2.best_thresholds_ < f1.best_thresholds_).any()
 
 
-def test_recall_alone_picks_the_lowest_candidate_and_precision_a_higher_one():
+def test_recall_alone_keeps_the_highest_candidate_that_finds_every_positive():
     P, Y = shifted_scores()
     recall = ThresholdTunerCV(ProbaFromX(), scoring="recall", cv=3).fit(P, Y)
     precision = ThresholdTunerCV(ProbaFromX(), scoring="precision", cv=3).fit(P, Y)
-    assert (recall.best_thresholds_ == recall.thresholds_[0]).all()
+    for j, t in enumerate(recall.best_thresholds_):
+        # Every candidate up to the first miss ties at recall 1; all lie below
+        # 0.5, so the tie goes to the highest.
+        assert t == recall.thresholds_[recall.scores_[:, j] == 1].max() < 0.5
     assert (precision.best_thresholds_ > recall.best_thresholds_).all()
+
+
+def separated(negatives, positives, n=40):
+    """A binary y that every threshold in (negatives, positives] scores perfectly."""
+    y = np.arange(n) % 2
+    return np.where(y == 1, positives, negatives).astype(float)[:, None], y
+
+
+@pytest.mark.parametrize(
+    "negatives, positives, thresholds, expected",
+    [
+        (0.1, 0.9, 19, 0.5),  # 0.15 ... 0.85 tie: keep the default
+        (0.07, 0.37, 19, 0.35),  # 0.10 ... 0.35 tie: the one nearest 0.5
+        (0.62, 0.97, 19, 0.65),  # 0.65 ... 0.95 tie: likewise from above
+        (0.1, 0.9, [0.3, 0.4, 0.6, 0.7], 0.4),  # 0.4 and 0.6 equally near: lower
+    ],
+)
+def test_tied_candidates_go_to_the_one_closest_to_one_half(
+    negatives, positives, thresholds, expected
+):
+    X, y = separated(negatives, positives)
+    tuner = ThresholdTunerCV(ProbaFromX(), thresholds=thresholds, cv=4).fit(X, y)
+    assert tuner.best_label_scores_[0] == 1.0
+    assert tuner.best_thresholds_[0] == pytest.approx(expected)
+
+
+def test_ties_resolve_per_label_and_for_the_shared_threshold():
+    (x0, y), (x1, _) = separated(0.1, 0.9), separated(0.07, 0.37)
+    X, Y = np.hstack([x0, x1]), np.column_stack([y, y])
+    per_label = ThresholdTunerCV(ProbaFromX(), cv=4).fit(X, Y)
+    np.testing.assert_allclose(per_label.best_thresholds_, [0.5, 0.35])
+    # Shared: only 0.15 ... 0.35 separate both labels; 0.35 is nearest 0.5.
+    shared = ThresholdTunerCV(ProbaFromX(), cv=4, per_label=False).fit(X, Y)
+    np.testing.assert_allclose(shared.best_thresholds_, [0.35, 0.35])
+    assert shared.best_score_ == 1.0
+    np.testing.assert_array_equal(shared.predict(X), Y)
 
 
 def test_callable_scoring_matches_the_named_metric():
@@ -247,7 +285,10 @@ def test_unreachable_constraint_warns_and_falls_back_to_the_best_constraint():
     )
     with pytest.warns(UserWarning, match=r"recall >= 1.01 for label\(s\) \[0, 1\]"):
         tuner.fit(P, Y)
-    assert (tuner.best_thresholds_ == tuner.thresholds_[0]).all()
+    for j, t in enumerate(tuner.best_thresholds_):
+        # The best recall is 1, reached up to some threshold below 0.5: the tie
+        # between those goes to the one closest to 0.5.
+        assert t == tuner.thresholds_[tuner.constraint_scores_[:, j] == 1].max()
     with pytest.warns(UserWarning, match="shared threshold"):
         tuner.set_params(per_label=False).fit(P, Y)
 
@@ -276,6 +317,16 @@ def test_sparse_y_gives_the_same_thresholds_and_sparse_predictions():
     np.testing.assert_array_equal(y_pred.toarray(), dense.predict(P))
 
 
+def test_list_of_lists_y_is_the_indicator_matrix_it_spells():
+    P, Y = shifted_scores(90)
+    array = ThresholdTunerCV(ProbaFromX(), cv=3).fit(P, Y)
+    lists = ThresholdTunerCV(ProbaFromX(), cv=3).fit(P, Y.tolist())
+    np.testing.assert_array_equal(lists.best_thresholds_, array.best_thresholds_)
+    y_pred = lists.predict(P)
+    assert y_pred.dtype == array.predict(P).dtype
+    np.testing.assert_array_equal(y_pred, array.predict(P))
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_mlp_multilabel_predicts_a_dense_indicator(multilabel):
     X, Y = multilabel
@@ -298,14 +349,21 @@ def test_list_of_per_label_probas_from_a_random_forest(multilabel):
     )
 
 
-def test_positive_proba_reads_a_one_column_label_from_classes():
-    class Fitted:
-        classes_ = [np.array([0, 1]), np.array([0]), np.array([1])]
+def test_a_label_constant_in_training_reads_its_one_proba_column_from_classes():
+    # A forest fitted on a constant label returns one (n, 1) proba column for
+    # it; only the forest's classes_ say whether that column is "0" or "1".
+    X = np.random.RandomState(0).rand(30, 2)
+    Y = np.column_stack([np.arange(30) % 2, np.zeros(30, int), np.ones(30, int)])
+    forest = RandomForestClassifier(n_estimators=3, random_state=0)
+    y_pred = ThresholdTunerCV(forest, cv=3).fit(X, Y).predict(X)
+    assert (y_pred[:, 1] == 0).all() and (y_pred[:, 2] == 1).all()
 
-    proba = [np.array([[0.8, 0.2]]), np.array([[1.0]]), np.array([[1.0]])]
-    np.testing.assert_array_equal(
-        _positive_proba(proba, 3, Fitted()), [[0.2, 0.0, 1.0]]
-    )
+
+def test_a_proba_layout_that_does_not_match_y_says_what_was_expected(multilabel):
+    X, Y = multilabel
+    binary = FrozenEstimator(LogisticRegression().fit(X, Y[:, 0]))
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 3\); got \(150, 2\)"):
+        ThresholdTunerCV(binary).fit(X, Y)
 
 
 # --- Where it plugs in ----------------------------------------------------------
@@ -360,6 +418,17 @@ def test_unsupported_targets_say_what_is_supported(y, match):
     with pytest.raises(ValueError, match=match) as exc:
         ThresholdTunerCV(ProbaFromX()).fit(np.zeros((60, 1)), y)
     assert "Only binary" in str(exc.value) and "multi-label" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [(None, "requires y to be passed"), ([], "0 sample\\(s\\)")],
+)
+def test_missing_or_empty_y_is_refused_before_any_fit(y, match):
+    X = np.zeros((0 if y is not None else 5, 2))
+    with pytest.raises(ValueError, match=match):
+        ThresholdTunerCV(ProbaFromX()).fit(X, y)
+    assert ProbaFromX.fits == 0
 
 
 def test_estimator_without_predict_proba_is_rejected():
