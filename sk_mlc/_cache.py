@@ -1,11 +1,24 @@
-"""``memory``: reuse a trained network when nothing that shapes training changed.
+"""``memory``: a visible wrapper that reuses a trained network when nothing changed.
 
-The cache key is a hash of every training parameter, the exact training data
-(pixels, layout and encoded target) and the seed. ``threshold`` is not in it,
-which is what makes a grid search over thresholds cost one training per fold.
-The network's outputs are cached too, keyed by the network and the exact
-images: a grid search scores every threshold on the same held-out fold, and
-the forward pass over it need not run once per threshold either.
+:class:`TrainingCache` puts :func:`~sk_mlc._training.train_network`, the one
+function that trains, behind a :class:`joblib.Memory`. The key is a hash of
+
+* every field of the :class:`~sk_mlc._spec.TrainingSpec` that shapes training
+  (all but ``verbose`` and ``num_workers``), with modules reduced to their class
+  code, architecture, weights and plain attributes, and functions and classes
+  to their source code;
+* the exact training data (pixels or file names and modification times, how
+  they are laid out and converted, and the encoded target);
+* the code that trains: sk_mlc's version and the source of its modules, and
+  the versions of torch, skorch and scikit-learn.
+
+``threshold`` is not in it, which is what makes a grid search over thresholds
+cost one training per fold. Only ``fit`` reads or writes the cache: a fitted
+model predicts without it, so a model keeps working when its cache folder is
+gone, read-only or on another machine. Where a parameter cannot be reduced to
+content (a lambda, a local function), the key cannot be trusted: the fit then
+trains without the cache and says so with a warning.
+
 Entries are written by :class:`joblib.Memory`, which writes each result to a
 temporary file and renames it into place, so processes sharing a cache
 directory never read a half-written network (at worst, two of them train the
@@ -14,158 +27,142 @@ same one).
 
 from __future__ import annotations
 
-import os
+import functools
+import hashlib
+import inspect
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
+import sklearn
+import skorch
 import torch
-from PIL import Image
 from sklearn.utils.validation import check_memory
+from skorch import NeuralNet
 
 from ._inputs import ImageBatches
-from ._lazy import LazyImages
-from ._targets import _Target
-from ._training import predict_outputs, train_network
+from ._spec import TrainingSpec
+from ._training import train_network
 
 
-def fit_network(
-    memory,
-    params: dict,
-    images: ImageBatches,
-    y_encoded: np.ndarray,
-    target: _Target,
-    seed: int,
-    *,
-    verbose: int,
-    num_workers: int,
-):
-    """Train a network, or load it from ``memory`` when the key matches.
+class TrainingCache:
+    """:func:`train_network` behind ``memory`` (a path or a :class:`joblib.Memory`)."""
 
-    Returns ``(net, key)``; ``key`` is None when nothing was cached.
-    """
-    kwargs = {"verbose": verbose, "num_workers": num_workers}
-    if memory is None:
-        return train_network(params, images, y_encoded, target, seed, **kwargs), None
-    try:
-        key = training_key(params, images, y_encoded, target, seed)
-    except Exception as exc:  # e.g. a lambda among the parameters cannot be pickled
-        warnings.warn(
-            f"memory is ignored for this fit: the training parameters cannot be "
-            f"hashed ({type(exc).__name__}: {exc}).",
-            UserWarning,
-            stacklevel=3,
-        )
-        net = train_network(params, images, y_encoded, target, seed, **kwargs)
-        return net, None
-    cached = _memorized(memory, _train_cached)
-    net = cached(key, params, images, y_encoded, target, seed, **kwargs)
-    # verbose is not in the key, so a loaded network carries the value of the
-    # fit that trained it; show this fit's instead.
-    net.verbose = verbose
-    return net, key
+    def __init__(self, memory):
+        self.memory = check_memory(memory)
+
+    def train(
+        self, spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+    ) -> tuple[NeuralNet, str | None]:
+        """The trained network and its identity (None when not cached).
+
+        The identity names the weights: the same string always means the same
+        network, in this process and in any other that shares the folder.
+        """
+        if self.memory.location is None:  # joblib.Memory(None) caches nothing
+            return train_network(spec, images, y_encoded), None
+        try:
+            key = training_key(spec, images, y_encoded)
+        except Exception as exc:
+            warnings.warn(
+                "memory is ignored for this fit: the training parameters cannot be "
+                f"reduced to a trustworthy key ({type(exc).__name__}: {exc}). Use "
+                "importable functions and classes (no lambdas or local functions).",
+                UserWarning,
+                stacklevel=3,
+            )
+            return train_network(spec, images, y_encoded), None
+        net = _memorized(self.memory)(key, spec, images, y_encoded)
+        # verbose is not in the key, so a loaded network carries the value of
+        # the fit that trained it; show this fit's instead.
+        net.verbose = spec.verbose
+        return net, f"{self.memory.location}:{key}"
 
 
-def predict_activations(
-    memory, key: str | None, net, images: ImageBatches, **options
-) -> np.ndarray:
-    """``net``'s activated outputs on ``images``, from ``memory`` when cached.
-
-    ``key`` is the training key of ``net`` (None: not cached, compute);
-    ``options`` (batch size, workers) change how, not what, is computed.
-    """
-    if memory is None or key is None:
-        return predict_outputs(net, images, **options)
-    cached = _memorized(memory, _predict_cached)
-    return cached(key, joblib.hash(_images_fingerprint(images)), net, images, options)
+def training_key(spec: TrainingSpec, images: ImageBatches, y_encoded) -> str:
+    """A hash of everything that decides the trained weights."""
+    settings = {name: _content(value) for name, value in spec.key_fields().items()}
+    return joblib.hash((settings, images.fingerprint(), y_encoded, code_version()))
 
 
-# Only the keys are hashed; they stand for the other arguments.
-_IGNORED = {
-    "_train_cached": [
-        "params",
-        "images",
-        "y_encoded",
-        "target",
-        "seed",
-        "verbose",
-        "num_workers",
-    ],
-    "_predict_cached": ["net", "images", "options"],
-}
-# One MemorizedFunc per cache location and function: building one checks the
-# function's source against the cache's copy, which costs more than loading a
-# small network (and a grid search asks for it once per candidate).
-_MEMORIZED: dict = {}
+@functools.cache
+def code_version() -> tuple:
+    """The versions and sk_mlc source that training runs on, computed once."""
+    from . import __version__
 
-
-def _memorized(memory, function):
-    memory = check_memory(memory)
-    key = (memory.location, function.__name__)
-    if key not in _MEMORIZED:
-        _MEMORIZED[key] = memory.cache(function, ignore=_IGNORED[function.__name__])
-    return _MEMORIZED[key]
-
-
-def _predict_cached(key, images_key, net, images, options):
-    # Only the two keys are hashed: the trained network and the exact images.
-    return predict_outputs(net, images, **options)
-
-
-def _train_cached(
-    key, params, images, y_encoded, target, seed, *, verbose, num_workers
-):
-    # Only ``key`` is hashed by joblib; it stands for all the other arguments.
-    return train_network(
-        params,
-        images,
-        y_encoded,
-        target,
-        seed,
-        verbose=verbose,
-        num_workers=num_workers,
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return (
+        __version__,
+        digest.hexdigest(),
+        torch.__version__,
+        skorch.__version__,
+        sklearn.__version__,
     )
 
 
-def training_key(
-    params: dict,
-    images: ImageBatches,
-    y_encoded: np.ndarray,
-    target: _Target,
-    seed: int,
-) -> str:
-    """A hash of everything that influences the trained weights."""
-    return joblib.hash(
-        (
-            {name: _hashable(value) for name, value in sorted(params.items())},
-            _images_fingerprint(images),
-            y_encoded,
-            target.target_type,
-            seed,
-            torch.__version__,
-        )
-    )
-
-
-def _hashable(value):
-    """Parameters that pickle unstably (modules) are reduced to their content."""
+def _content(value):
+    """``value`` reduced to what decides its behaviour, for hashing."""
     if isinstance(value, torch.nn.Module):
         state = {k: v.detach().cpu().numpy() for k, v in value.state_dict().items()}
-        return (type(value).__module__, type(value).__qualname__, repr(value), state)
+        submodules = [
+            (name, _code(type(module)), _plain_attributes(module))
+            for name, module in value.named_modules()
+        ]
+        return "module", repr(value), state, submodules
+    if isinstance(value, functools.partial):
+        return "partial", _content(value.func), _content(value.args), value.keywords
+    if isinstance(value, (tuple, list)):
+        return type(value)(_content(item) for item in value)
+    if inspect.isfunction(value) or inspect.isclass(value):
+        return "code", value.__module__, value.__qualname__, _code(value)
+    if callable(value) and hasattr(value, "__dict__"):  # a callback instance, say
+        return "object", _code(type(value)), value
     return value
 
 
-def _images_fingerprint(images: ImageBatches):
-    layout = (images.sample_shape, images.channels_first)
-    data = images.data
-    if not isinstance(data, LazyImages):
-        return layout, data
-    sources = []
-    for source in data.sources:
-        if isinstance(source, Image.Image):
-            sources.append((source.mode, source.size, source.tobytes()))
-        else:
-            # A file edited in place gets a new size or modification time.
-            stat = os.stat(source)
-            sources.append((os.fspath(source), stat.st_size, stat.st_mtime_ns))
-    return layout, data.shape, data.mode, data.resize, sources
+def _plain_attributes(module: torch.nn.Module) -> dict:
+    """A module's own attributes that ``forward`` may read (a ``scale``, say)."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if not name.startswith("_") and name != "training"
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _code(obj) -> str:
+    """The source of a function or class, so that editing it changes the key."""
+    if "<lambda>" in obj.__qualname__ or "<locals>" in obj.__qualname__:
+        raise TypeError(
+            f"{obj.__qualname__} is a lambda or a local definition: it has no "
+            "stable name to key the cache on"
+        )
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):  # built in, or defined in an interactive session
+        code = getattr(obj, "__code__", None)
+        return obj.__qualname__ if code is None else code.co_code.hex()
+
+
+# One MemorizedFunc per cache location: building one checks the function's
+# source against the cache's copy, which costs more than loading a small
+# network (and a grid search asks for it once per candidate).
+_MEMORIZED: dict = {}
+
+
+def _memorized(memory):
+    if memory.location not in _MEMORIZED:
+        _MEMORIZED[memory.location] = memory.cache(
+            _train_cached, ignore=["spec", "images", "y_encoded"]
+        )
+    return _MEMORIZED[memory.location]
+
+
+def _train_cached(key, spec, images, y_encoded):
+    # Only ``key`` is hashed by joblib; it stands for all the other arguments.
+    return train_network(spec, images, y_encoded)

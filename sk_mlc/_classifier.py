@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._augment import AUGMENTATIONS
-from ._cache import fit_network, predict_activations
+from ._cache import TrainingCache
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
-from ._inputs import validate_images
+from ._decode import _MODES
+from ._inputs import InputSpec, read_images
+from ._outputs import cached_outputs
+from ._spec import TrainingSpec
 from ._targets import check_threshold, resolve_target
+from ._training import predict_logits, train_network
 
 _LAYOUTS = ("auto", "NHWC", "NCHW")
-_MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -89,14 +91,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         channel.
 
     image_size : int, tuple of int or None, default=None
-        Only for image files or PIL images passed as X: the ``(height, width)``
-        every image is resized to; None takes the size of the first training
-        image. At predict time the fitted size is used.
+        The ``(height, width)`` every image is resized to (bilinear, with
+        antialiasing), image files and arrays alike. None keeps the size of
+        the input: arrays as they are, image files at the size of the first
+        training image. At predict time the fitted value is used, and image
+        files are always brought to the fitted size.
 
-    image_mode : str, default="RGB"
-        Only for image files or PIL images: the Pillow mode they are converted
-        to in ``fit`` ("L" for grey, "RGB", "RGBA"). At predict time the fitted
-        channel count decides.
+    image_mode : {"L", "RGB", "LA", "RGBA", "CMYK", ...} or None, default=None
+        The Pillow mode every image is converted to. Image files convert to
+        any 8-bit mode; arrays convert between grey ("L") and colour ("RGB",
+        with Pillow's luma weights; an alpha channel is dropped). None keeps
+        the channels of arrays and decodes image files as RGB. At predict time
+        the fitted value is used (and files take the fitted channel count).
 
     max_epochs : int, default=12
         Number of passes over the training data.
@@ -152,11 +158,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     memory : str, joblib.Memory or None, default=None
         Cache of trained networks (as ``Pipeline``'s ``memory``). A fit whose
-        training parameters, data and seed match an earlier one loads that
-        network instead of training again; ``threshold``, ``verbose``,
-        ``memory`` and ``num_workers`` are not part of the key. Predictions
-        are cached too, keyed by the trained network and the exact images, so
-        scoring many thresholds on one validation fold runs one forward pass.
+        training parameters, data, seed and sk_mlc code match an earlier one
+        loads that network instead of training again; ``threshold``,
+        ``verbose``, ``memory`` and ``num_workers`` are not part of the key.
+        Only ``fit`` uses the folder: predicting never writes to disk, and a
+        fitted model keeps predicting when the folder is gone. The outputs of
+        networks loaded from or stored in ``memory`` are kept in a bounded
+        in-process cache (at most 64 entries and 256 MiB), keyed by the
+        network and the exact images, so that scoring many thresholds on one
+        validation fold runs one forward pass. Needs an int ``random_state``:
+        with None, every fit draws a new seed and could never hit, so the
+        cache is skipped with a warning. A network loaded from the cache (or
+        unpickled) restarts its optimizer state if it trains further.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout, augmentation and the
@@ -230,7 +243,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "image_shape": [tuple, list, None],
         "layout": [StrOptions(set(_LAYOUTS))],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
-        "image_mode": [str],
+        "image_mode": [StrOptions(set(_MODES)), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
@@ -264,7 +277,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         image_shape=None,
         layout="auto",
         image_size=None,
-        image_mode="RGB",
+        image_mode=None,
         max_epochs=12,
         batch_size="auto",
         lr=3e-3,
@@ -329,45 +342,46 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self : CNNClassifier
             The fitted estimator.
         """
+        name = type(self).__name__
         if y is None:
             raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None."
+                f"{name} requires y to be passed, but the target y is None."
             )
-        images, y = self._validate_images(X, y, reset=True)
-        target = resolve_target(y, type(self).__name__)
+        inputs = InputSpec.from_params(
+            self.image_shape, self.layout, self.image_size, self.image_mode, name
+        )
+        images, y = read_images(self, X, y, spec=inputs, reset=True)
+        target = resolve_target(y, name)
         y_encoded = target.fit_encode(y)
         if target.uses_threshold:
-            check_threshold(self.threshold, target.n_labels, type(self).__name__)
-        if len(images) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 training samples; got "
-                f"n_samples = {len(images)}."
-            )
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
-        device = _resolve_device(self.device)
+            check_threshold(self.threshold, target.n_labels, name)
+        spec = TrainingSpec.from_estimator(self, target, n_samples=len(images))
 
-        trained, self._cache_key_ = fit_network(
-            self.memory,
-            self._training_params(device),
-            images,
-            y_encoded,
-            target,
-            seed,
-            verbose=self.verbose,
-            num_workers=self.num_workers,
-        )
+        if self.memory is None:
+            net, weights_id = train_network(spec, images, y_encoded), None
+        elif self.random_state is None:
+            warnings.warn(
+                f"{name}: memory is ignored because random_state=None draws a new "
+                "seed for every fit, so no cached network could ever be reused. "
+                "Pass an int random_state to use the cache.",
+                UserWarning,
+                stacklevel=2,
+            )
+            net, weights_id = train_network(spec, images, y_encoded), None
+        else:
+            net, weights_id = TrainingCache(self.memory).train(spec, images, y_encoded)
+
+        self._input_spec_ = inputs
         self._target_ = target
+        self._weights_id_ = weights_id
         self.classes_ = target.classes_
         self.target_type_ = target.target_type
         self.out_activation_ = target.out_activation
         self.n_outputs_ = target.n_outputs
         self.input_shape_ = images.image_shape
-        self.device_ = device
-        self.net_ = trained
-        self.n_iter_ = len(trained.history)
+        self.device_ = spec.device
+        self.net_ = net
+        self.n_iter_ = len(net.history)
         return self
 
     @property
@@ -391,16 +405,25 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             rows summing to 1; multi-label: one sigmoid probability per label.
         """
         check_is_fitted(self)
-        images = self._validate_images(X, reset=False)
-        activated = predict_activations(
-            self.memory,
-            self._cache_key_,
-            self.net_,
-            images,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
+        images, _ = read_images(
+            self,
+            X,
+            spec=self._input_spec_,
+            reset=False,
+            expected_shape=self.input_shape_,
         )
-        return self._target_.proba(activated)
+        logits = cached_outputs(
+            self._weights_id_,
+            images,
+            (str(self.net_.device),),
+            lambda: predict_logits(
+                self.net_,
+                images,
+                batch_size=self.batch_size,
+                num_workers=self.num_workers,
+            ),
+        )
+        return self._target_.proba(logits)
 
     def predict(self, X):
         """Predicted classes (binary, multiclass) or label indicators (multi-label).
@@ -424,45 +447,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             threshold = check_threshold(
                 self.threshold, target.n_labels, type(self).__name__
             )
-        return target.decide(self.predict_proba(X), threshold)
+        return target.decide(target.positive(self.predict_proba(X)), threshold)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         tags.input_tags.three_d_array = True
         return tags
-
-    # -- helpers --------------------------------------------------------------
-
-    def _validate_images(self, X, y=None, *, reset):
-        size = self.image_size
-        mode = self.image_mode
-        if not reset:
-            channels, height, width = self.input_shape_
-            size = (height, width)
-            mode = _MODE_BY_CHANNELS.get(channels, self.image_mode)
-        images, y = validate_images(
-            self,
-            X,
-            y,
-            reset=reset,
-            image_shape=self.image_shape,
-            layout=self.layout,
-            lazy_options={"size": size, "mode": mode},
-            expected_shape=None if reset else self.input_shape_,
-        )
-        return (images, y) if reset else images
-
-    def _training_params(self, device: str) -> dict:
-        """Everything that influences training: the ``memory`` cache key."""
-        params = self.get_params(deep=False)
-        for name in ("threshold", "verbose", "memory", "num_workers", "random_state"):
-            del params[name]
-        params["device"] = device
-        return params
-
-
-def _resolve_device(device) -> str:
-    if str(device) == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)

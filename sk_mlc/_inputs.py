@@ -1,8 +1,11 @@
 """From what the user passes as ``X`` to float32 ``(N, C, H, W)`` batches.
 
-Validation happens once, on the whole input, without copying it; conversion to
-float32 and scaling happen batch by batch, so memory stays near the size of the
-input plus a few batches.
+One function, :func:`read_images`, turns every accepted ``X`` (arrays, flat
+rows, image files, PIL images, :class:`~sk_mlc.LazyImages`) into the same
+thing: an :class:`ImageBatches`. Validation happens once, on the whole input,
+without copying it; conversion to float32, scaling, channel conversion and
+resizing happen batch by batch, so memory stays near the size of the input
+plus a few batches.
 
 The layout rule (documented on :class:`~sk_mlc.CNNClassifier`):
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,31 +29,89 @@ from PIL import Image
 from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils.validation import validate_data
 
+from ._decode import _check_size as check_size
 from ._lazy import LazyImages
 
 # Integer images are scaled by their dtype's range, never by the data's range:
 # a batch that happens to be dark must not be brightened.
 _DTYPE_SCALE = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}
 _MAX_CHANNELS = 4
+# Channel counts of the Pillow modes an array can be converted to, and back.
+_ARRAY_MODES = {"L": 1, "RGB": 3}
+_MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# ITU-R 601-2 luma, the weights of Pillow's own RGB -> L conversion.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How ``X`` becomes images: built from the parameters in ``fit``, kept for predict.
+
+    ``image_shape`` reshapes flat rows, ``layout`` names the channel axis,
+    ``size`` (``(height, width)``) resizes and ``mode`` converts the channels
+    of every input, files and arrays alike; None keeps what the input has
+    (files decode as RGB at their first image's size).
+    """
+
+    image_shape: tuple[int, ...] | None
+    layout: str
+    size: tuple[int, int] | None
+    mode: str | None
+
+    @classmethod
+    def from_params(cls, image_shape, layout, image_size, image_mode, name: str):
+        if image_shape is not None:
+            shape = tuple(image_shape)
+            if len(shape) not in (2, 3) or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+                for s in shape
+            ):
+                raise ValueError(
+                    f"{name}: image_shape must be None, (H, W), (H, W, C) or "
+                    f"(C, H, W) of positive ints; got {image_shape!r}."
+                )
+            image_shape = tuple(int(s) for s in shape)
+        try:
+            size = check_size(image_size)
+        except ValueError as exc:
+            raise ValueError(f"{name}: image_{exc}") from None
+        return cls(image_shape, layout, size, image_mode)
 
 
 class ImageBatches:
     """Images validated once, converted to float32 NCHW tensors batch by batch.
 
     ``data`` is anything that returns a NumPy array when indexed with an
-    integer array: a NumPy array or :class:`~sk_mlc.LazyImages`.
+    integer array: a NumPy array or :class:`~sk_mlc.LazyImages`. Each batch is
+    scaled by the dtype (uint8 / 255, uint16 / 65535), then converted to
+    ``mode`` and resized to ``size`` where they are given (arrays only: files
+    are decoded at their mode and size by Pillow).
     """
 
-    def __init__(self, data, sample_shape: tuple[int, ...], channels_first: bool):
+    def __init__(
+        self,
+        data,
+        sample_shape: tuple[int, ...],
+        channels_first: bool,
+        *,
+        mode: str | None = None,
+        size: tuple[int, int] | None = None,
+    ):
         self.data = data
-        self.sample_shape = sample_shape
+        self.sample_shape = tuple(sample_shape)
         self.channels_first = channels_first
         self.scale = _DTYPE_SCALE.get(np.dtype(data.dtype), 1.0)
         if channels_first:
-            self.image_shape = tuple(sample_shape)
+            channels, height, width = self.sample_shape
         else:
-            height, width, channels = sample_shape
-            self.image_shape = (channels, height, width)
+            height, width, channels = self.sample_shape
+        self.source_shape = (channels, height, width)
+        self.mode = None if mode is None or _ARRAY_MODES[mode] == channels else mode
+        self.size = None if size is None or tuple(size) == (height, width) else size
+        self.image_shape = (
+            channels if self.mode is None else _ARRAY_MODES[self.mode],
+            *((height, width) if self.size is None else self.size),
+        )
 
     def __len__(self) -> int:
         return len(self.data)
@@ -70,7 +132,41 @@ class ImageBatches:
         batch = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
         if self.scale != 1.0:
             batch.mul_(self.scale)
+        if self.mode is not None:
+            batch = _convert_channels(batch, self.mode)
+        if self.size is not None:
+            # Antialiased bilinear: what Pillow's BILINEAR does for files.
+            batch = torch.nn.functional.interpolate(
+                batch, size=self.size, mode="bilinear", antialias=True
+            )
         return batch
+
+    def fingerprint(self):
+        """Everything that decides the tensors: for cache keys."""
+        layout = (self.sample_shape, self.channels_first, self.mode, self.size)
+        data = self.data
+        if not isinstance(data, LazyImages):
+            return layout, data
+        sources = []
+        for source in data.sources:
+            if isinstance(source, Image.Image):
+                sources.append((source.mode, source.size, source.tobytes()))
+            else:
+                # A file edited in place gets a new size or modification time.
+                stat = os.stat(source)
+                sources.append((os.fspath(source), stat.st_size, stat.st_mtime_ns))
+        return layout, data.shape, data.mode, data.resize, sources
+
+
+def _convert_channels(batch: torch.Tensor, mode: str) -> torch.Tensor:
+    """Grey <-> RGB on a float ``(k, C, H, W)`` batch, dropping alpha as Pillow does."""
+    colour = batch[:, :3] if batch.shape[1] >= 3 else batch[:, :1]
+    if mode == "L":
+        if colour.shape[1] == 1:
+            return colour
+        weights = torch.tensor(_LUMA, dtype=batch.dtype).view(1, 3, 1, 1)
+        return (colour * weights).sum(dim=1, keepdim=True)
+    return colour.expand(-1, 3, -1, -1) if colour.shape[1] == 1 else colour
 
 
 def is_image_sequence(X) -> bool:
@@ -87,79 +183,30 @@ def is_image_sequence(X) -> bool:
     return isinstance(X[0], (str, os.PathLike, Image.Image))
 
 
-def validate_images(
+def read_images(
     estimator,
     X,
     y=None,
     *,
+    spec: InputSpec,
     reset: bool,
-    image_shape: tuple[int, ...] | None,
-    layout: str,
-    lazy_options: dict,
     expected_shape: tuple[int, int, int] | None = None,
 ) -> tuple[ImageBatches, object]:
-    """Validate ``X`` (and ``y`` when given); describe how to cut X into batches.
+    """Validate ``X`` (and ``y`` when given) and describe how to cut X into batches.
 
-    On ``reset`` this sets ``n_features_in_`` (and ``feature_names_in_``) as
+    The one entry point for every kind of ``X``. On ``reset`` this sets
+    ``n_features_in_`` (and ``feature_names_in_``) as
     :func:`~sklearn.utils.validation.validate_data` does; otherwise it checks
-    them against the fitted values, and the ``(C, H, W)`` of the images against
-    ``expected_shape``. Returns the images and the validated ``y``.
+    them against the fitted values, and the ``(C, H, W)`` of the converted
+    images against ``expected_shape``. Returns ``(images, y)``; ``y`` is None
+    when not given.
     """
     name = type(estimator).__name__
-    # y may be 2-D (multi-hot) and sparse; its meaning is decided in _targets.
-    xy = {} if y is None else {"y": y, "multi_output": True}
     if is_image_sequence(X):
-        lazy = X if isinstance(X, LazyImages) else LazyImages(X, **lazy_options)
-        images = ImageBatches(lazy, lazy.shape[1:], channels_first=False)
+        images, y = _read_files(estimator, X, y, spec, reset, expected_shape)
         _check_shape(images, expected_shape, name)
-        if reset:
-            estimator.n_features_in_ = int(np.prod(images.image_shape))
-        if y is not None:
-            y = check_array(
-                y, accept_sparse="csr", ensure_2d=False, dtype=None, input_name="y"
-            )
-            check_consistent_length(lazy, y)
-        return images, y
-
-    if not sp.issparse(X) and not hasattr(X, "ndim"):
-        X = np.asarray(X)
-    if getattr(X, "ndim", 2) > 2:
-        if X.ndim > 4:
-            raise ValueError(
-                f"{name} expects images as (n, H, W), (n, H, W, C), (n, C, H, W) or "
-                f"flat (n, d) rows; got an array of shape {X.shape}."
-            )
-        sample_shape, channels_first = _resolve_layout(X.shape[1:], layout, name)
-        images = ImageBatches(X, sample_shape, channels_first)
-        _check_shape(images, expected_shape, name)
-        # Validate a flat view (no copy for a contiguous array) so that
-        # scikit-learn's checks of dtype, NaN/inf, emptiness and n_features apply.
-        flat = validate_data(
-            estimator,
-            X.reshape(len(X), int(np.prod(X.shape[1:]))),
-            reset=reset,
-            dtype="numeric",
-            **xy,
-        )
-        if y is not None:
-            flat, y = flat
-        return ImageBatches(flat.reshape(X.shape), sample_shape, channels_first), y
-
-    data = validate_data(estimator, X, reset=reset, dtype="numeric", **xy)
-    if y is not None:
-        data, y = data
-    if image_shape is None:
-        return ImageBatches(data, (1, 1, data.shape[1]), channels_first=True), y
-    sample_shape = tuple(int(s) for s in image_shape)
-    if len(sample_shape) not in (2, 3) or np.prod(sample_shape) != data.shape[1]:
-        raise ValueError(
-            f"{name}: image_shape must be (H, W), (H, W, C) or (C, H, W) with "
-            f"H * W * C equal to the {data.shape[1]} features of a row of X; got "
-            f"image_shape={tuple(image_shape)}."
-        )
-    sample_shape, channels_first = _resolve_layout(sample_shape, layout, name)
-    images = ImageBatches(data, sample_shape, channels_first)
-    _check_shape(images, expected_shape, name)
+    else:
+        images, y = _read_array(estimator, X, y, spec, reset, expected_shape)
     return images, y
 
 
@@ -169,6 +216,92 @@ def _check_shape(images: ImageBatches, expected_shape, name: str) -> None:
             f"X holds images of shape (C, H, W) = {images.image_shape}, but {name} "
             f"was fitted on images of shape {tuple(expected_shape)}."
         )
+
+
+def _read_files(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
+    """Paths, PIL images or LazyImages, decoded by Pillow."""
+    given = X if isinstance(X, LazyImages) else None
+    mode, size = spec.mode, spec.size
+    if expected_shape is not None:  # predict: the fitted channels and size
+        mode = mode or _MODE_BY_CHANNELS.get(expected_shape[0])
+        size = size or tuple(expected_shape[1:])
+    elif given is not None:
+        mode, size = mode or given.mode, size or given.size
+    mode = mode or "RGB"
+    if given is not None and (given.mode, given.size) == (mode, size):
+        lazy = given
+    else:
+        sources = X if given is None else given.sources
+        resize = "resize" if given is None else given.resize
+        lazy = LazyImages(sources, mode=mode, size=size, resize=resize)
+    images = ImageBatches(lazy, lazy.shape[1:], channels_first=False)
+    n_features = int(np.prod(images.image_shape))
+    if reset:
+        estimator.n_features_in_ = n_features
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_  # from an earlier fit on a DataFrame
+    if y is not None:
+        y = check_array(
+            y, accept_sparse="csr", ensure_2d=False, dtype=None, input_name="y"
+        )
+        check_consistent_length(lazy, y)
+    return images, y
+
+
+def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
+    """Arrays and flat rows; scikit-learn validates a flat view of them."""
+    name = type(estimator).__name__
+    # y may be 2-D (multi-hot) and sparse; its meaning is decided in _targets.
+    xy = {} if y is None else {"y": y, "multi_output": True}
+    if not sp.issparse(X) and not hasattr(X, "ndim"):
+        X = np.asarray(X)
+    shape = X.shape
+    if len(shape) > 4:
+        raise ValueError(
+            f"{name} expects images as (n, H, W), (n, H, W, C), (n, C, H, W) or "
+            f"flat (n, d) rows; got an array of shape {shape}."
+        )
+    if len(shape) > 2:
+        # A wrong image shape says more than a wrong number of features.
+        _check_shape(_describe(X, shape[1:], spec, name), expected_shape, name)
+        # Validate a flat view (no copy for a contiguous array) so that
+        # scikit-learn's checks of dtype, NaN/inf, emptiness and n_features apply.
+        X = X.reshape(len(X), int(np.prod(shape[1:])))
+    flat = validate_data(estimator, X, reset=reset, dtype="numeric", **xy)
+    if y is not None:
+        flat, y = flat
+    if len(shape) > 2:
+        sample_shape = tuple(shape[1:])
+    elif spec.image_shape is not None:
+        sample_shape = spec.image_shape
+        if np.prod(sample_shape) != flat.shape[1]:
+            raise ValueError(
+                f"{name}: image_shape must be (H, W), (H, W, C) or (C, H, W) with "
+                f"H * W * C equal to the {flat.shape[1]} features of a row of X; "
+                f"got image_shape={sample_shape}."
+            )
+    else:
+        sample_shape = (1, 1, flat.shape[1])  # a tabular row: a 1 x d grey image
+    images = _describe(flat, sample_shape, spec, name)
+    _check_shape(images, expected_shape, name)
+    return images, y
+
+
+def _describe(X, sample_shape, spec: InputSpec, name: str) -> ImageBatches:
+    """``X``'s rows as images of ``sample_shape``, converted as ``spec`` says."""
+    sample_shape, channels_first = _resolve_layout(sample_shape, spec.layout, name)
+    mode = spec.mode
+    if mode is not None and mode not in _ARRAY_MODES:
+        channels = sample_shape[0] if channels_first else sample_shape[-1]
+        if _MODE_BY_CHANNELS.get(channels) != mode:
+            raise ValueError(
+                f"{name}: image_mode={mode!r} converts image files only; arrays "
+                f"convert to {sorted(_ARRAY_MODES)} or keep their {channels} "
+                "channel(s) with image_mode=None."
+            )
+        mode = None
+    data = X.reshape((len(X), *sample_shape))
+    return ImageBatches(data, sample_shape, channels_first, mode=mode, size=spec.size)
 
 
 def _resolve_layout(sample_shape: tuple[int, ...], layout: str, name: str):

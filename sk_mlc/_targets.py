@@ -5,6 +5,11 @@ Every decision that follows from the target lives here, in one table keyed by
 the loss, the output nonlinearity, how ``y`` is encoded for the loss and how
 probabilities are decoded into predictions. The estimator never branches on
 ``y.ndim`` itself.
+
+Prediction flows one way: the network returns logits; :meth:`_Target.proba`
+applies the activation and builds ``predict_proba``'s format;
+:meth:`_Target.positive` takes the ``(n, n_labels)`` matrix of positive-class
+probabilities out of it, and :meth:`_Target.decide` decides from that matrix.
 """
 
 from __future__ import annotations
@@ -55,18 +60,31 @@ class _Target:
         """Learn the labels of ``y`` and return ``y`` encoded for the loss."""
         raise NotImplementedError
 
+    def check_class_weight(self, class_weight, name: str) -> None:
+        """Raise a ``ValueError`` naming ``name`` if ``class_weight`` cannot apply."""
+        _check_class_weight_1d(class_weight, self.classes_, name)
+
     def criterion(self, class_weight, y_encoded: np.ndarray) -> torch.nn.Module:
+        """The loss; ``class_weight`` was checked by :meth:`check_class_weight`."""
         raise NotImplementedError
 
     # A plain function, not a bound method: the trained net keeps a reference
-    # to it, and must not drag this object (or its classes_) along.
+    # to it (for ``net_.predict_proba``), and must not drag this object along.
     activation: staticmethod
 
-    def proba(self, activated: np.ndarray) -> np.ndarray:
-        """Turn the network's activated output into ``predict_proba``'s format."""
-        return activated
+    def proba(self, logits: np.ndarray) -> np.ndarray:
+        """``predict_proba`` from the network's logits ``(n, n_outputs)``."""
+        return self.activation(torch.from_numpy(logits)).numpy()
 
-    def decide(self, proba: np.ndarray, threshold: np.ndarray):
+    def positive(self, proba: np.ndarray) -> np.ndarray:
+        """The positive-class probabilities ``(n, n_labels)`` of ``proba``.
+
+        For multiclass targets, every class's probability ``(n, n_classes)``.
+        """
+        return proba
+
+    def decide(self, positive: np.ndarray, threshold: np.ndarray | None):
+        """Predictions from the ``(n, n_labels)`` matrix of :meth:`positive`."""
         raise NotImplementedError
 
 
@@ -99,12 +117,15 @@ class _BinaryTarget(_Target):
 
     activation = staticmethod(sigmoid)
 
-    def proba(self, activated):
-        p = activated.reshape(-1, 1)
+    def proba(self, logits):
+        p = super().proba(logits)
         return np.hstack([1.0 - p, p])
 
-    def decide(self, proba, threshold):
-        return self.classes_[(proba[:, 1] >= threshold[0]).astype(np.intp)]
+    def positive(self, proba):
+        return proba[:, 1:]
+
+    def decide(self, positive, threshold):
+        return self.classes_[(positive[:, 0] >= threshold[0]).astype(np.intp)]
 
 
 class _MulticlassTarget(_Target):
@@ -133,8 +154,8 @@ class _MulticlassTarget(_Target):
 
     activation = staticmethod(softmax)
 
-    def decide(self, proba, threshold):
-        return self.classes_[proba.argmax(axis=1)]
+    def decide(self, positive, threshold):
+        return self.classes_[positive.argmax(axis=1)]
 
 
 class _MultilabelTarget(_Target):
@@ -154,9 +175,19 @@ class _MultilabelTarget(_Target):
 
     def fit_encode(self, y):
         self.sparse_ = sp.issparse(y)
-        self.dtype_ = y.dtype
-        self.classes_ = np.arange(y.shape[1])
         dense = y.toarray() if self.sparse_ else np.asarray(y)
+        self.dtype_ = dense.dtype
+        self.classes_ = np.arange(dense.shape[1])
+        # type_of_target calls any 2-valued 2-D y an indicator matrix: {0, 2} or
+        # {-1, 1} would train BCE towards targets outside [0, 1].
+        values = np.unique(dense)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(
+                "A 2-D y must be a multi-hot indicator matrix of 0/1 values; got "
+                f"values {values[:10].tolist()}. Encode each label as 0 (absent) "
+                "or 1 (present), e.g. with (y > 0).astype(int) or "
+                "sklearn.preprocessing.MultiLabelBinarizer."
+            )
         return dense.astype(np.float32)
 
     def criterion(self, class_weight, y_encoded):
@@ -171,14 +202,19 @@ class _MultilabelTarget(_Target):
             pos_weight = torch.as_tensor(ratio, dtype=torch.float32)
         elif class_weight is not None:
             pos_weight = torch.as_tensor(
-                _per_label_weights(class_weight, self.n_labels), dtype=torch.float32
+                _per_label_weights(class_weight, self.n_labels, "class_weight"),
+                dtype=torch.float32,
             )
         return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
     activation = staticmethod(sigmoid)
 
-    def decide(self, proba, threshold):
-        y_pred = (proba >= threshold).astype(self.dtype_)
+    def check_class_weight(self, class_weight, name):
+        if class_weight is not None and not isinstance(class_weight, str):
+            _per_label_weights(class_weight, self.n_labels, name)
+
+    def decide(self, positive, threshold):
+        y_pred = (positive >= threshold).astype(self.dtype_)
         return sp.csr_matrix(y_pred) if self.sparse_ else y_pred
 
 
@@ -288,41 +324,64 @@ def _require_two_classes(classes: np.ndarray) -> None:
 
 def _class_weights(class_weight, classes: np.ndarray, y_encoded: np.ndarray):
     """Per-class weights for 1-D targets, in the order of ``classes``."""
-    present = np.arange(len(classes))
     if isinstance(class_weight, str):  # "balanced"
+        present = np.arange(len(classes))
         return compute_class_weight(
             "balanced", classes=present, y=y_encoded.astype(int)
-        )
-    if not isinstance(class_weight, dict):
-        raise ValueError(
-            "class_weight for a 1-D y must be None, 'balanced' or a dict "
-            f"{{class label: weight}}; got {type(class_weight).__name__}."
-        )
-    unknown = [label for label in class_weight if label not in set(classes.tolist())]
-    if unknown:
-        raise ValueError(
-            f"class_weight names labels {unknown} that are not in y's classes "
-            f"{classes.tolist()}."
         )
     return np.array([float(class_weight.get(label, 1.0)) for label in classes])
 
 
-def _per_label_weights(class_weight, n_labels: int) -> np.ndarray:
+def _check_class_weight_1d(class_weight, classes: np.ndarray, name: str) -> None:
+    if class_weight is None or isinstance(class_weight, str):
+        return
+    if not isinstance(class_weight, dict):
+        raise ValueError(
+            f"{name}: class_weight for a 1-D y must be None, 'balanced' or a dict "
+            f"{{class label: weight}}; got {type(class_weight).__name__}. "
+            "Per-label weight arrays are for multi-label (2-D) targets."
+        )
+    known = set(classes.tolist())
+    unknown = [label for label in class_weight if label not in known]
+    if unknown:
+        raise ValueError(
+            f"{name}: class_weight names labels {unknown} that are not in y's "
+            f"classes {classes.tolist()}."
+        )
+    _check_positive(class_weight.values(), name)
+
+
+def _check_positive(weights, name: str) -> None:
+    values = np.asarray(list(weights), dtype=np.float64)
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(
+            f"{name}: class_weight values must be positive finite numbers; got "
+            f"{values.tolist()}."
+        )
+
+
+def _per_label_weights(class_weight, n_labels: int, name: str) -> np.ndarray:
     """Positive-class weights for a multi-label target (one per label)."""
     if isinstance(class_weight, dict):
         weights = np.ones(n_labels)
         for label, weight in class_weight.items():
             if not (isinstance(label, (int, np.integer)) and 0 <= label < n_labels):
                 raise ValueError(
-                    "class_weight for a multi-label y maps label indices "
-                    f"0..{n_labels - 1} to positive-class weights; got key {label!r}."
+                    f"{name}: class_weight for a multi-label y maps label indices "
+                    f"0..{n_labels - 1} to positive-class weights; got key "
+                    f"{label!r}."
                 )
             weights[label] = weight
+        _check_positive(weights, name)
         return weights
-    weights = np.asarray(class_weight, dtype=np.float64)
-    if weights.shape != (n_labels,) or np.any(weights <= 0):
+    try:
+        weights = np.asarray(class_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        weights = np.empty(0)
+    if weights.shape != (n_labels,) or not np.all(np.isfinite(weights) & (weights > 0)):
         raise ValueError(
-            "class_weight for a multi-label y must be 'balanced', a dict or an "
-            f"array of {n_labels} positive per-label weights; got {class_weight!r}."
+            f"{name}: class_weight for a multi-label y must be 'balanced', a dict "
+            f"or an array of {n_labels} positive per-label weights; got "
+            f"{class_weight!r}."
         )
     return weights

@@ -1,7 +1,9 @@
-"""Build the skorch ``NeuralNet`` for one fit and train it.
+"""Train a skorch ``NeuralNet`` from a :class:`~sk_mlc._spec.TrainingSpec`, and predict.
 
-Everything here is a function of the training parameters, the data and the
-seed, which is what lets ``memory`` cache its result (see ``_cache.py``).
+:func:`train_network` is the one function that trains. Its result depends on
+the spec, the images and the encoded target only, which is what lets
+``memory`` cache it (see ``_cache.py``). :func:`predict_logits` runs a trained
+net; what the logits mean is the target's business (``_targets.py``).
 """
 
 from __future__ import annotations
@@ -20,24 +22,10 @@ from ._augment import Augmenter
 from ._data import BatchDataset, BatchSampler, batch_loader
 from ._inputs import ImageBatches, channel_stats
 from ._network import ConvNet, build_module
-from ._targets import _Target
+from ._spec import TrainingSpec, resolve_batch_size
 
 # Input statistics of lazily decoded images come from a sample, not a full pass.
 _MAX_STATS_IMAGES = 1024
-# batch_size="auto": this many images per batch, but at least ~10 batches per
-# epoch on small data sets (and never fewer than 8 images per batch).
-_AUTO_BATCH = 128
-_MIN_AUTO_BATCH = 8
-
-
-def resolve_batch_size(batch_size, n_samples: int | None = None) -> int:
-    """The batch size to use; ``n_samples`` is None at prediction time."""
-    if batch_size != "auto":
-        return int(batch_size)
-    if n_samples is None:
-        return _AUTO_BATCH
-    # Ten epochs of one batch would be ten optimizer steps: too few to learn.
-    return int(min(_AUTO_BATCH, max(_MIN_AUTO_BATCH, n_samples // 10)))
 
 
 class _Net(NeuralNet):
@@ -57,96 +45,120 @@ class _Net(NeuralNet):
             batch = (self.augmenter(to_tensor(X, device=self.device)), y)
         return super().train_step_single(batch, **fit_params)
 
+    def __getstate__(self):
+        """Pickle without the optimizer state; the live net keeps it.
+
+        The optimizer's moment estimates (and the LR scheduler, which holds
+        the optimizer) are as many tensors again as the weights: without them
+        a pickled estimator, and every ``memory`` cache hit, loads half as
+        many. skorch's own ``__getstate__`` pickles ``__dict__``, so it runs
+        on a copy of it that lacks them; nothing of the live net changes.
+        """
+        live = self.__dict__
+        state = dict(live)
+        if "optimizer_" in state:
+            state["optimizer_"] = None
+        if "callbacks_" in state:
+            state["callbacks_"] = [
+                (name, _without_scheduler(callback))
+                for name, callback in state["callbacks_"]
+            ]
+        try:
+            self.__dict__ = state
+            return super().__getstate__()
+        finally:
+            self.__dict__ = live
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # A fresh optimizer (no moment estimates), so that the net can go on
+        # training: continued training after a pickle restarts its optimizer.
+        if getattr(self, "initialized_", False) and self.optimizer_ is None:
+            self.initialize_optimizer()
+
+
+def _without_scheduler(callback):
+    if isinstance(callback, LRScheduler) and callback.lr_scheduler_ is not None:
+        callback = copy.copy(callback)
+        callback.lr_scheduler_ = None
+    return callback
+
 
 def train_network(
-    params: dict,
-    images: ImageBatches,
-    y_encoded: np.ndarray,
-    target: _Target,
-    seed: int,
-    *,
-    verbose: int,
-    num_workers: int,
+    spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
 ) -> NeuralNet:
-    """Train a network with ``params`` (the estimator's training parameters)."""
-    device = params["device"]
-    train_index, valid_index = _split(params, y_encoded, target, seed)
-    batch_size = resolve_batch_size(params["batch_size"], len(train_index))
-    stats_index = train_index
-    if images.is_lazy and len(train_index) > _MAX_STATS_IMAGES:
-        stats_index = np.sort(
-            np.random.RandomState(seed).choice(train_index, _MAX_STATS_IMAGES, False)
-        )
-    mean, std = channel_stats(images, stats_index, batch_size)
-
+    """Train a network as ``spec`` says on ``images`` and the encoded target."""
+    train_index, valid_index = _split(spec, y_encoded)
+    mean, std = _input_stats(spec, images, train_index)
     cuda_devices = (
-        [torch.device(device).index or 0] if device.startswith("cuda") else []
+        [torch.device(spec.device).index or 0] if spec.device.startswith("cuda") else []
     )
     # Seed torch for this fit only: the caller's global random state is restored.
     with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(seed)
+        torch.manual_seed(spec.seed)
         module = build_module(
-            _backbone(params, images.image_shape),
+            _backbone(spec, images.image_shape),
             images.image_shape,
-            target.n_outputs,
+            spec.target.n_outputs,
             mean,
             std,
-            params["dropout"],
+            spec.dropout,
         )
         # Channels-last weights make oneDNN (CPU) and cuDNN pick their fast
         # NHWC convolution and pooling kernels: ~25% less training time for
         # the default CNN on 2 CPU cores (benchmarks/bench_fashion.py).
         module = module.to(memory_format=torch.channels_last)
-        loader_kwargs = {"num_workers": num_workers, "pin_memory": device != "cpu"}
-        valid = None
-        if valid_index is not None:
-            valid = BatchDataset(images, y_encoded, valid_index)
-        augment = params["augment"]
-        net = _Net(
-            module=module,
-            criterion=target.criterion(params["class_weight"], y_encoded[train_index]),
-            optimizer=params["optimizer"],
-            optimizer__weight_decay=params["weight_decay"],
-            lr=params["lr"],
-            max_epochs=params["max_epochs"],
-            batch_size=batch_size,
-            iterator_train=batch_loader,
-            iterator_train__shuffle=True,
-            iterator_train__seed=seed,
-            iterator_valid=batch_loader,
-            **{f"iterator_train__{k}": v for k, v in loader_kwargs.items()},
-            **{f"iterator_valid__{k}": v for k, v in loader_kwargs.items()},
-            train_split=None if valid is None else predefined_split(valid),
-            callbacks=_callbacks(params, len(train_index), batch_size, verbose),
-            predict_nonlinearity=target.activation,
-            augmenter=None if augment is None else Augmenter(augment, seed, device),
-            verbose=verbose,
-            device=device,
-        )
+        net = _build_net(spec, module, images, y_encoded, train_index, valid_index)
         net.fit(BatchDataset(images, y_encoded, train_index), None)
-    _drop_training_state(net)
     return net
 
 
-def _drop_training_state(net: NeuralNet) -> None:
-    """Forget what only training needs; a fitted CNNClassifier never resumes it.
-
-    The optimizer's moment estimates (and the LR scheduler, which holds the
-    optimizer) are as many tensors again as the weights: without them a
-    pickled estimator, and every ``memory`` cache hit, loads half as many.
-    The augmenter holds a ``torch.Generator``.
-    """
-    net.augmenter = None
-    net.optimizer_ = None
-    for _, callback in net.callbacks_:
-        if isinstance(callback, LRScheduler):
-            callback.lr_scheduler_ = None
+def _input_stats(spec: TrainingSpec, images: ImageBatches, train_index):
+    """Per-channel mean and std of the training images (a sample of files)."""
+    index = train_index
+    if images.is_lazy and len(train_index) > _MAX_STATS_IMAGES:
+        rng = np.random.RandomState(spec.seed)
+        index = np.sort(rng.choice(train_index, _MAX_STATS_IMAGES, replace=False))
+    return channel_stats(images, index, spec.batch_size)
 
 
-def predict_outputs(
+def _build_net(spec, module, images, y_encoded, train_index, valid_index) -> _Net:
+    loader = {"num_workers": spec.num_workers, "pin_memory": spec.device != "cpu"}
+    valid = None
+    if valid_index is not None:
+        valid = BatchDataset(images, y_encoded, valid_index)
+    target = spec.target
+    return _Net(
+        module=module,
+        criterion=target.criterion(spec.class_weight, y_encoded[train_index]),
+        optimizer=spec.optimizer,
+        optimizer__weight_decay=spec.weight_decay,
+        lr=spec.lr,
+        max_epochs=spec.max_epochs,
+        batch_size=spec.batch_size,
+        iterator_train=batch_loader,
+        iterator_train__shuffle=True,
+        iterator_train__seed=spec.seed,
+        iterator_valid=batch_loader,
+        **{f"iterator_train__{k}": v for k, v in loader.items()},
+        **{f"iterator_valid__{k}": v for k, v in loader.items()},
+        train_split=None if valid is None else predefined_split(valid),
+        callbacks=_callbacks(spec, len(train_index)),
+        # Only for users of net_.predict_proba: sk_mlc's own prediction takes
+        # logits from the module and lets the target apply the activation.
+        predict_nonlinearity=target.activation,
+        augmenter=None
+        if spec.augment is None
+        else Augmenter(spec.augment, spec.seed, spec.device),
+        verbose=spec.verbose,
+        device=spec.device,
+    )
+
+
+def predict_logits(
     net: NeuralNet, images: ImageBatches, *, batch_size: int, num_workers: int
 ) -> np.ndarray:
-    """The net's activated outputs, batch by batch, in eval mode, without gradients.
+    """The module's logits ``(n, n_outputs)``, in batches, in eval mode.
 
     The loader is built here, not taken from the net, so that ``batch_size``
     and ``num_workers`` set on the estimator after fit apply to prediction.
@@ -159,20 +171,22 @@ def predict_outputs(
     )
     # Eval mode once, not per batch as skorch's evaluation_step does, and
     # inference_mode, which skips the autograd bookkeeping no_grad still does.
+    # The mode the net was in is restored: it may go on training.
+    was_training = net.module_.training
     net.module_.eval()
-    with torch.inference_mode():
-        outputs = [to_numpy(net.predict_nonlinearity(net.infer(X))) for X, _ in loader]
-    return np.concatenate(outputs)
+    try:
+        with torch.inference_mode():
+            logits = [to_numpy(net.infer(X)) for X, _ in loader]
+    finally:
+        net.module_.train(was_training)
+    return np.concatenate(logits)
 
 
-def _backbone(params: dict, image_shape: tuple[int, int, int]) -> torch.nn.Module:
-    module = params["module"]
+def _backbone(spec: TrainingSpec, image_shape: tuple[int, int, int]) -> torch.nn.Module:
+    module = spec.module
     if module is None:
         return ConvNet(
-            image_shape[0],
-            image_shape[1:],
-            width=params["width"],
-            depth=params["depth"],
+            image_shape[0], image_shape[1:], width=spec.width, depth=spec.depth
         )
     if isinstance(module, torch.nn.Module):
         return copy.deepcopy(module)  # never train the caller's own module
@@ -185,13 +199,13 @@ def _backbone(params: dict, image_shape: tuple[int, int, int]) -> torch.nn.Modul
     return built
 
 
-def _split(params: dict, y_encoded: np.ndarray, target: _Target, seed: int):
+def _split(spec: TrainingSpec, y_encoded: np.ndarray):
     """Train and validation indices; no validation set without early stopping."""
     index = np.arange(len(y_encoded))
-    if not params["early_stopping"]:
+    if not spec.early_stopping:
         return index, None
     stratify = None
-    if target.target_type != "multilabel-indicator":
+    if spec.target.target_type != "multilabel-indicator":
         labels = y_encoded.ravel()
         # Stratify only where it can work: every class needs two samples.
         if np.bincount(labels.astype(np.intp)).min() >= 2:
@@ -199,52 +213,47 @@ def _split(params: dict, y_encoded: np.ndarray, target: _Target, seed: int):
     try:
         train, valid = train_test_split(
             index,
-            test_size=params["validation_fraction"],
+            test_size=spec.validation_fraction,
             stratify=stratify,
-            random_state=seed,
+            random_state=spec.seed,
         )
     except ValueError as exc:
         raise ValueError(
             f"early_stopping cannot hold out validation_fraction="
-            f"{params['validation_fraction']} of {len(index)} samples: {exc}"
+            f"{spec.validation_fraction} of {len(index)} samples: {exc}"
         ) from exc
-    if len(train) < 2:
-        raise ValueError(
-            f"early_stopping leaves {len(train)} training sample(s) out of "
-            f"{len(index)}; lower validation_fraction or disable early_stopping."
-        )
     return np.sort(train), np.sort(valid)
 
 
-def _callbacks(params: dict, n_train: int, batch_size: int, verbose: int) -> list:
+def _callbacks(spec: TrainingSpec, n_train: int) -> list:
     callbacks = []
-    if params["lr_schedule"] == "onecycle":
-        steps = len(BatchSampler(n_train, batch_size, False, 0))
+    if spec.lr_schedule == "onecycle":
+        steps = len(BatchSampler(n_train, spec.batch_size, False, 0))
         callbacks.append(
             (
                 "lr_schedule",
                 LRScheduler(
                     policy=torch.optim.lr_scheduler.OneCycleLR,
-                    max_lr=params["lr"],
-                    total_steps=params["max_epochs"] * steps,
+                    max_lr=spec.lr,
+                    total_steps=spec.max_epochs * steps,
                     step_every="batch",
                 ),
             )
         )
-    if params["early_stopping"]:
+    if spec.early_stopping:
         callbacks.append(
             (
                 "early_stopping",
                 EarlyStopping(
                     monitor="valid_loss",
-                    patience=params["n_iter_no_change"],
+                    patience=spec.n_iter_no_change,
                     load_best=True,
-                    sink=print if verbose else _silent,
+                    sink=print if spec.verbose else _silent,
                 ),
             )
         )
     # skorch initialises (mutates) its callbacks: train on copies of the caller's.
-    callbacks += copy.deepcopy(params["callbacks"] or [])
+    callbacks += copy.deepcopy(list(spec.callbacks))
     return callbacks
 
 

@@ -444,9 +444,33 @@ def test_pickle_round_trip(fitted_multilabel, multilabel_data):
     np.testing.assert_array_equal(restored.predict_proba(X), expected)
     assert restored.out_activation_ == "sigmoid"
     assert isinstance(restored.criterion_, torch.nn.BCEWithLogitsLoss)
-    # Training-only state (optimizer moments, the scheduler) is not carried.
-    assert restored.net_.optimizer_ is None
+    # Training-only state (optimizer moments, the scheduler) is not carried:
+    # the restored net gets a fresh optimizer, the live one keeps its state.
+    assert not restored.net_.optimizer_.state
+    assert fitted_multilabel.net_.optimizer_.state
     assert len(restored.net_.history) == FAST["max_epochs"]
+    weights = sum(p.numel() * 4 for p in fitted_multilabel.net_.module_.parameters())
+    assert len(pickle.dumps(fitted_multilabel)) < 1.5 * weights + 100_000
+
+
+def test_fitted_network_can_continue_training(multilabel_data):
+    X, Y = multilabel_data
+    # The one-cycle schedule ends with max_epochs; a constant one goes on.
+    params = {**FAST, "max_epochs": 2, "lr_schedule": "constant"}
+    clf = CNNClassifier(**params).fit(X, Y)
+    before = clf.predict_proba(X)
+    # The live net kept its optimizer and scheduler state: skorch trains on.
+    X_t = torch.from_numpy(X[:, None])  # (n, C, H, W), as the network takes it
+    Y_t = torch.from_numpy(Y.astype(np.float32))
+    clf.net_.partial_fit(X_t, Y_t, epochs=1)
+    assert len(clf.net_.history) == 3
+    assert not np.allclose(clf.predict_proba(X), before)
+    # So does a pickled copy, with a fresh optimizer.
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(clf))
+    restored.net_.partial_fit(X_t, Y_t, epochs=1)
+    assert len(restored.net_.history) == 4
 
 
 @pytest.mark.parametrize("size, stages", [((8, 8), 2), ((28, 28), 3), ((56, 56), 4)])

@@ -7,8 +7,12 @@ key, but its ``path`` is fixed per test, so clones share the key.
 """
 
 import copy
+import importlib
 import os
 import pickle
+import shutil
+import subprocess
+import sys
 
 import joblib
 import numpy as np
@@ -213,14 +217,16 @@ def test_layout_of_the_same_bytes_retrains(data, log, tmp_path):
 
 def test_no_seed_retrains_every_fit(data, log, tmp_path):
     X, y = data
-    cache = str(tmp_path / "cache")
+    cache = tmp_path / "cache"
     for _ in range(2):
-        make(log, cache, random_state=None).fit(X, y)
+        with pytest.warns(UserWarning, match="random_state=None"):
+            make(log, str(cache), random_state=None).fit(X, y)
     assert trainings(log) == 2
+    assert not cache.exists()  # nothing that could never be hit is written
     # A RandomState instance advances between fits: a new seed, a new network.
     rng = np.random.RandomState(0)
     for _ in range(2):
-        make(log, cache, random_state=rng).fit(X, y)
+        make(log, str(cache), random_state=rng).fit(X, y)
     assert trainings(log) == 4
 
 
@@ -303,14 +309,10 @@ def test_concurrent_fits_of_one_key_leave_only_whole_entries(data, log, tmp_path
             if name.startswith("output.pkl")
         ]
 
-    # One network and one set of predictions, and no temporary file left
-    # behind by a writer.
+    # One network, and no temporary file left behind by a writer.
     outputs = entries("_train_cached")
     assert [os.path.basename(path) for path in outputs] == ["output.pkl"]
     assert len(joblib.load(outputs[0]).history) == SMALL["max_epochs"]
-    assert [os.path.basename(path) for path in entries("_predict_cached")] == [
-        "output.pkl"
-    ]
     count = trainings(log)
     clone(clf).fit(X, y)
     assert trainings(log) == count
@@ -332,3 +334,129 @@ def test_predictions_are_cached_per_network_and_images(data, log, tmp_path):
     X_other[0, 0, 0] += 1.0
     again.predict_proba(X_other)
     assert forwards  # one pixel changed: computed
+
+
+# -- serving --------------------------------------------------------------------
+
+
+def _files(folder):
+    return sorted(
+        (os.path.join(root, name), os.path.getmtime(os.path.join(root, name)))
+        for root, _, names in os.walk(folder)
+        for name in names
+    )
+
+
+def test_serving_never_writes_to_the_cache(data, log, tmp_path):
+    X, y = data
+    cache = tmp_path / "cache"
+    clf = make(log, str(cache)).fit(X, y)
+    before = _files(cache)
+    rng = np.random.RandomState(0)
+    for _ in range(30):
+        X_new = rng.rand(3, *X.shape[1:]).astype(np.float32)
+        clf.predict(X_new)
+        clf.predict_proba(X_new)
+        clf.score(X_new, y[:3])
+    assert _files(cache) == before
+
+
+def test_model_predicts_without_its_cache_folder(data, log, tmp_path):
+    X, y = data
+    cache = tmp_path / "cache"
+    clf = make(log, str(cache)).fit(X, y)
+    expected = clf.predict_proba(X)
+    shutil.rmtree(cache)
+    np.testing.assert_array_equal(clf.predict_proba(X[::-1]), expected[::-1])
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), expected)
+    assert not cache.exists()
+
+
+# -- what the key covers ----------------------------------------------------------
+
+
+class Scaled(torch.nn.Module):
+    """A backbone whose forward reads a plain attribute."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x * self.scale)
+
+
+def test_plain_module_attributes_are_in_the_key(data, log, tmp_path):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    backbone = Scaled(1.0)
+    make(log, cache, module=backbone).fit(X, y)
+    make(log, cache, module=copy.deepcopy(backbone)).fit(X, y)
+    assert trainings(log) == 1
+    changed = copy.deepcopy(backbone)
+    changed.scale = 10.0
+    make(log, cache, module=changed).fit(X, y)
+    assert trainings(log) == 2
+
+
+_BACKBONE_SOURCE = """
+import torch
+
+class Backbone(torch.nn.Sequential):
+    def __init__(self):
+        super().__init__(torch.nn.Conv2d(1, 4, 3), torch.nn.{activation}())
+"""
+
+
+def test_the_code_of_a_module_class_is_in_the_key(data, log, tmp_path, monkeypatch):
+    X, y = data
+    cache = str(tmp_path / "cache")
+    path = tmp_path / "user_backbone.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for activation, expected in [("ReLU", 1), ("ReLU", 1), ("Tanh", 2)]:
+        path.write_text(_BACKBONE_SOURCE.format(activation=activation))
+        sys.modules.pop("user_backbone", None)
+        backbone = importlib.import_module("user_backbone").Backbone
+        make(log, cache, module=backbone).fit(X, y)
+        assert trainings(log) == expected
+
+
+_FIT_IN_A_COPY = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from _counting import TrainCounter
+from sk_mlc import CNNClassifier
+X = np.random.RandomState(0).rand(24, 6, 6).astype(np.float32)
+count = [("count", TrainCounter(sys.argv[4]))]
+clf = CNNClassifier(width=4, depth=1, max_epochs=1, random_state=0, batch_size=16)
+clf.set_params(memory=sys.argv[3], callbacks=count).fit(X, np.arange(24) % 2)
+"""
+
+
+def test_the_training_code_is_in_the_key(log, tmp_path):
+    # A cache folder outlives code changes: a network trained by other sk_mlc
+    # code must not be served. An edited copy of the package, in a subprocess.
+    import sk_mlc
+
+    cache = str(tmp_path / "cache")
+    X = np.random.RandomState(0).rand(24, 6, 6).astype(np.float32)
+    params = {"width": 4, "depth": 1, "max_epochs": 1, "random_state": 0}
+    clf = make(log, cache, **params)
+    clf.fit(X, np.arange(24) % 2)
+    assert trainings(log) == 1
+
+    copy_root = tmp_path / "edited"
+    shutil.copytree(os.path.dirname(sk_mlc.__file__), copy_root / "sk_mlc")
+    training = copy_root / "sk_mlc" / "_training.py"
+    training.write_text(training.read_text() + "\n# an edit\n")
+    tests = os.path.dirname(__file__)
+    script = [sys.executable, "-c", _FIT_IN_A_COPY, str(copy_root), tests, cache, log]
+    subprocess.run(script, check=True, capture_output=True)
+    assert trainings(log) == 2  # the edited code did not reuse our network
+
+    clone(clf).fit(X, np.arange(24) % 2)
+    assert trainings(log) == 2  # ours is still there for our code

@@ -1,0 +1,135 @@
+"""``TrainingSpec``: every training setting, resolved once in ``fit``.
+
+``CNNClassifier.fit`` builds one spec from its parameters and the target, and
+hands it to :func:`~sk_mlc._training.train_network`, the one function that
+trains. Everything is resolved here (the device, the batch size, the seed,
+the target's loss), and every check that needs only the parameters and the
+shape of the data runs here, before any work on the pixels. The spec is what
+the ``memory`` cache keys on (see ``_cache.py``): a new training setting gets
+a field here, and is in the key unless it is listed in ``RUNTIME_FIELDS``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from ._targets import _Target
+
+# batch_size="auto": this many images per batch, but at least ~10 batches per
+# epoch on small data sets (and never fewer than 8 images per batch).
+_AUTO_BATCH = 128
+_MIN_AUTO_BATCH = 8
+
+# Fields that change how training runs, never what it computes: not in the key.
+RUNTIME_FIELDS = frozenset({"verbose", "num_workers"})
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What one training needs besides the images and the encoded target."""
+
+    # The network: the backbone and the head.
+    module: object  # torch.nn.Module, a callable returning one, or None
+    width: int
+    depth: int | str
+    dropout: float
+    # The loss, decided by the target.
+    target: _Target
+    class_weight: object
+    # The optimisation.
+    max_epochs: int
+    batch_size: int
+    lr: float
+    lr_schedule: str
+    optimizer: object
+    weight_decay: float
+    early_stopping: bool
+    validation_fraction: float
+    n_iter_no_change: int
+    augment: object
+    callbacks: tuple
+    # Where and with which randomness.
+    device: str
+    seed: int
+    # How it runs (RUNTIME_FIELDS).
+    verbose: int
+    num_workers: int
+
+    @classmethod
+    def from_estimator(cls, estimator, target: _Target, n_samples: int):
+        """Resolve and check ``estimator``'s training parameters for ``n_samples``."""
+        name = type(estimator).__name__
+        if n_samples < 2:
+            raise ValueError(
+                f"{name} needs at least 2 training samples; got n_samples = "
+                f"{n_samples}."
+            )
+        target.check_class_weight(estimator.class_weight, name)
+        n_train = n_samples
+        if estimator.early_stopping:
+            # train_test_split's rule: the validation set has ceil(f * n) samples.
+            n_valid = math.ceil(estimator.validation_fraction * n_samples)
+            n_train = n_samples - n_valid
+            if n_train < 2 or n_valid < 1:
+                raise ValueError(
+                    f"{name}: early_stopping with validation_fraction="
+                    f"{estimator.validation_fraction} leaves {n_train} training "
+                    f"and {n_valid} validation sample(s) out of {n_samples}; "
+                    "lower validation_fraction or disable early_stopping."
+                )
+        seed = check_random_state(estimator.random_state).randint(
+            np.iinfo(np.int32).max
+        )
+        return cls(
+            module=estimator.module,
+            width=estimator.width,
+            depth=estimator.depth,
+            dropout=estimator.dropout,
+            target=target,
+            class_weight=estimator.class_weight,
+            max_epochs=estimator.max_epochs,
+            batch_size=resolve_batch_size(estimator.batch_size, n_train),
+            lr=estimator.lr,
+            lr_schedule=estimator.lr_schedule,
+            optimizer=estimator.optimizer,
+            weight_decay=estimator.weight_decay,
+            early_stopping=estimator.early_stopping,
+            validation_fraction=estimator.validation_fraction,
+            n_iter_no_change=estimator.n_iter_no_change,
+            augment=estimator.augment,
+            callbacks=tuple(estimator.callbacks or ()),
+            device=resolve_device(estimator.device),
+            seed=int(seed),
+            verbose=estimator.verbose,
+            num_workers=estimator.num_workers,
+        )
+
+    def key_fields(self) -> dict:
+        """The fields that decide the trained weights, by name."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in fields(self)
+            if field.name not in RUNTIME_FIELDS
+        }
+
+
+def resolve_batch_size(batch_size, n_samples: int | None = None) -> int:
+    """The batch size to use; ``n_samples`` is None at prediction time."""
+    if batch_size != "auto":
+        return int(batch_size)
+    if n_samples is None:
+        return _AUTO_BATCH
+    # Ten epochs of one batch would be ten optimizer steps: too few to learn.
+    return int(min(_AUTO_BATCH, max(_MIN_AUTO_BATCH, n_samples // 10)))
+
+
+def resolve_device(device) -> str:
+    """``"auto"`` is CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
