@@ -144,7 +144,7 @@ def cnn_defaults() -> dict:
     with ``CNNClassifier`` get that same number.
     """
     from sk_mlc import CNNClassifier
-    from sk_mlc._training import resolve_batch_size
+    from sk_mlc._spec import resolve_batch_size
 
     params = CNNClassifier().get_params()
     params["batch_size"] = resolve_batch_size(params["batch_size"])

@@ -103,6 +103,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         with Pillow's luma weights; an alpha channel is dropped). None keeps
         the channels of arrays and decodes image files as RGB. At predict time
         the fitted value is used (and files take the fitted channel count).
+        With ``image_size`` or ``image_mode`` set, predict accepts arrays of
+        other sizes or channel counts and converts them the same way.
 
     max_epochs : int, default=12
         Number of passes over the training data.
@@ -200,7 +202,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         ``(C, H, W)`` of the training images.
 
     n_features_in_ : int
-        ``C * H * W``.
+        Values per sample of the training ``X`` (``C * H * W`` of image files
+        after decoding); flat rows have ``d``.
 
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X was a DataFrame with string column names.

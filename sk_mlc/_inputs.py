@@ -267,7 +267,12 @@ def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
         # Validate a flat view (no copy for a contiguous array) so that
         # scikit-learn's checks of dtype, NaN/inf, emptiness and n_features apply.
         X = X.reshape(len(X), int(np.prod(shape[1:])))
-    flat = validate_data(estimator, X, reset=reset, dtype="numeric", **xy)
+    if reset or (spec.mode is None and spec.size is None):
+        flat = validate_data(estimator, X, reset=reset, dtype="numeric", **xy)
+    else:
+        # Converting channels or size is what lets an input with another
+        # number of features in: the converted shape is checked instead.
+        flat = check_array(X, dtype="numeric", estimator=estimator, input_name="X")
     if y is not None:
         flat, y = flat
     if len(shape) > 2:

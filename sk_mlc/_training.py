@@ -89,15 +89,18 @@ def train_network(
 ) -> NeuralNet:
     """Train a network as ``spec`` says on ``images`` and the encoded target."""
     train_index, valid_index = _split(spec, y_encoded)
-    mean, std = _input_stats(spec, images, train_index)
     cuda_devices = (
         [torch.device(spec.device).index or 0] if spec.device.startswith("cuda") else []
     )
     # Seed torch for this fit only: the caller's global random state is restored.
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(spec.seed)
+        # The backbone first: a module callable that fails should fail before
+        # the pass over the pixels that the input statistics take.
+        backbone = _backbone(spec, images.image_shape)
+        mean, std = _input_stats(spec, images, train_index)
         module = build_module(
-            _backbone(spec, images.image_shape),
+            backbone,
             images.image_shape,
             spec.target.n_outputs,
             mean,
