@@ -286,15 +286,21 @@ def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
                 f"got image_shape={sample_shape}."
             )
     else:
-        sample_shape = (1, 1, flat.shape[1])  # a tabular row: a 1 x d grey image
-    images = _describe(flat, sample_shape, spec, name)
+        # A tabular row is a 1 x d grey image, whatever the layout rule says.
+        sample_shape = (1, 1, flat.shape[1])
+    images = _describe(flat, sample_shape, spec, name, tabular=len(shape) == 2)
     _check_shape(images, expected_shape, name)
     return images, y
 
 
-def _describe(X, sample_shape, spec: InputSpec, name: str) -> ImageBatches:
+def _describe(
+    X, sample_shape, spec: InputSpec, name: str, tabular: bool = False
+) -> ImageBatches:
     """``X``'s rows as images of ``sample_shape``, converted as ``spec`` says."""
-    sample_shape, channels_first = _resolve_layout(sample_shape, spec.layout, name)
+    if tabular and spec.image_shape is None:
+        channels_first = True
+    else:
+        sample_shape, channels_first = _resolve_layout(sample_shape, spec.layout, name)
     mode = spec.mode
     if mode is not None and mode not in _ARRAY_MODES:
         channels = sample_shape[0] if channels_first else sample_shape[-1]

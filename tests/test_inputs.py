@@ -109,3 +109,11 @@ def test_a_list_of_lists_y_is_a_multilabel_target(grey):
     clf = CNNClassifier(**ONE_EPOCH).fit(X, Y.tolist())
     assert clf.target_type_ == "multilabel-indicator"
     assert clf.predict(X).shape == Y.shape
+
+
+@pytest.mark.parametrize("n_features", [2, 4, 9])
+def test_tabular_rows_are_one_channel_images(n_features):
+    # A row of 2 or 4 values must not be read as one pixel of 2 or 4 channels.
+    X = np.random.RandomState(0).rand(20, n_features).astype(np.float32)
+    clf = CNNClassifier(**ONE_EPOCH).fit(X, np.arange(20) % 2)
+    assert clf.input_shape_ == (1, 1, n_features)
