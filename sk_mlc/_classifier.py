@@ -417,6 +417,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         )
         logits = cached_outputs(
             self._weights_id_,
+            self.net_.module_,
             images,
             (str(self.net_.device),),
             lambda: predict_logits(

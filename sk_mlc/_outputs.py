@@ -3,9 +3,9 @@
 A grid search over ``threshold`` with ``memory`` loads the same network for
 every candidate and scores it on the same validation fold; computing the
 forward pass once per candidate would make 19 thresholds cost 19 passes.
-This cache keeps the last outputs in memory, keyed by the identity of the
-trained weights, a fingerprint of the exact images and the prediction
-settings. It never touches the disk, so serving a model has no side effects.
+This cache keeps the last outputs in memory, keyed by the identity and the
+content of the trained weights, a fingerprint of the exact images and the
+prediction settings. It never touches the disk, so serving a model has no side effects.
 
 Bound: at most ``MAX_ENTRIES`` entries and ``MAX_BYTES`` of outputs (an entry
 is one ``(n_samples, n_outputs)`` float32 array), least recently used first
@@ -68,10 +68,21 @@ OUTPUTS = OutputsCache()
 
 
 def cached_outputs(
-    weights_id: str | None, images, settings: tuple, compute: Callable
+    weights_id: str | None, module, images, settings: tuple, compute: Callable
 ) -> np.ndarray:
-    """``compute()``, through :data:`OUTPUTS` when the weights have an identity."""
+    """``compute()``, through :data:`OUTPUTS` when the weights have an identity.
+
+    The key holds a hash of ``module``'s current weights too: a network that
+    trained on after fit (``net_.partial_fit``) must not get the outputs of
+    the weights it had before. Hashing them costs far less than a forward pass.
+    """
     if weights_id is None:
         return compute()
-    key = (weights_id, joblib.hash(images.fingerprint()), settings)
+    weights = [t.detach().cpu().numpy() for t in module.state_dict().values()]
+    key = (
+        weights_id,
+        joblib.hash(weights),
+        joblib.hash(images.fingerprint()),
+        settings,
+    )
     return OUTPUTS.get(key, compute)

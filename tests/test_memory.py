@@ -460,3 +460,18 @@ def test_the_training_code_is_in_the_key(log, tmp_path):
 
     clone(clf).fit(X, np.arange(24) % 2)
     assert trainings(log) == 2  # ours is still there for our code
+
+
+def test_outputs_follow_weights_that_trained_on(data, log, tmp_path):
+    # The in-process outputs cache must not serve the outputs of the weights
+    # a cached network had before it went on training.
+    X, y = data
+    clf = make(log, str(tmp_path), lr_schedule="constant").fit(X, y)
+    before = clf.predict_proba(X)
+    X_t = torch.from_numpy(X[:, None])
+    clf.net_.partial_fit(X_t, torch.from_numpy((y == "blob")[:, None] * 1.0).float())
+    after = clf.predict_proba(X)
+    assert not np.allclose(after, before)
+    with torch.no_grad():  # what the current weights say, computed by hand
+        expected = torch.sigmoid(clf.net_.module_.eval()(X_t))[:, 0].numpy()
+    np.testing.assert_allclose(after[:, 1], expected, atol=1e-6)
