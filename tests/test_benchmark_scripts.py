@@ -3,8 +3,13 @@
 Each script runs in a subprocess, as a user runs it, and must exit 0 and write
 its Markdown table (and its PNG, where it draws one). The numbers of a quick
 run mean nothing; only that the script works is tested, except for
-``bench_memory.py``, whose memory bounds hold at any size (slow: seven child
-processes, about 45 s).
+``bench_memory.py``, whose memory bounds hold at any size.
+
+A quick run costs 5-10 s on 2 cores, ~3 s of it importing torch. The three
+cheapest (~20 s together) run by default; the others are marked slow
+(``pytest -m slow``): ``bench_multilabel.py`` ~8 s,
+``bench_threshold_search.py`` ~8-10 s, ``bench_memory.py`` ~40 s (seven child
+processes).
 """
 
 import os
@@ -38,6 +43,8 @@ SCRIPTS = {
     "bench_scaling.py": ("| measurement | size | seconds |", True),
     "bench_threshold_search.py": ("| method | thresholds | trainings |", True),
 }
+# Over the default suite's budget for smoke tests: run with -m slow.
+SLOW_SCRIPTS = {"bench_multilabel.py", "bench_threshold_search.py"}
 
 
 def run_quick(script: str, out: Path) -> str:
@@ -65,7 +72,13 @@ def run_quick(script: str, out: Path) -> str:
 
 
 @needs_fashion
-@pytest.mark.parametrize("script", sorted(SCRIPTS))
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(script, marks=[pytest.mark.slow] if script in SLOW_SCRIPTS else [])
+        for script in sorted(SCRIPTS)
+    ],
+)
 def test_quick_run(script, tmp_path):
     header, has_png = SCRIPTS[script]
     out = tmp_path / "x.md"

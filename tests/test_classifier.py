@@ -8,7 +8,8 @@ import scipy.sparse as sp
 import torch
 from conftest import FAST
 from sklearn.base import clone
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, log_loss
+from skorch.callbacks import Callback
 
 from sk_mlc import CNNClassifier
 
@@ -363,15 +364,52 @@ def test_callbacks_pass_through(multilabel_data):
     assert callback.epochs == 0  # the caller's callback was copied, not used
 
 
-def test_early_stopping(multilabel_data, multiclass_data):
+class KeepValidationBatches(Callback):
+    """Keep the validation batches of the first epoch: the held-out rows."""
+
+    def initialize(self):
+        self.batches = []
+        return super().initialize()
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if not training and len(net.history) == 1:
+            self.batches.append(batch)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(multilabel_data):
     X, Y = multilabel_data
+    # One label entry in ten flipped: the network fits the noise after a few
+    # epochs, so the validation loss turns up and early stopping must act.
+    Y = Y ^ (np.random.RandomState(1).rand(*Y.shape) < 0.1)
+    max_epochs, patience = 30, 3
     clf = CNNClassifier(
-        early_stopping=True, n_iter_no_change=1, **{**FAST, "max_epochs": 30}
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=patience,
+        callbacks=[("keep", KeepValidationBatches())],
+        **{**FAST, "max_epochs": max_epochs},
     ).fit(X, Y)
-    history = clf.net_.history
-    assert "valid_loss" in history[-1]
-    assert clf.n_iter_ == len(history) <= 30
-    n_valid = history[-1, "valid_batch_size"] if False else None  # noqa: F841
+    losses = np.array(clf.net_.history[:, "valid_loss"])
+    best = int(np.argmin(losses))
+    # Training stopped early: after exactly n_iter_no_change epochs that did
+    # not improve on the best one.
+    assert clf.n_iter_ == len(losses) == best + 1 + patience < max_epochs
+    assert (losses[best + 1 :] > losses[best]).all()
+    # The returned model is the best epoch's, not the last one's: its loss on
+    # the held-out rows (as skorch saw them) is the best validation loss.
+    batches = dict(clf.net_.callbacks_)["keep"].batches
+    X_valid = np.concatenate([X_batch.numpy() for X_batch, _ in batches])
+    Y_valid = np.concatenate([y_batch.numpy() for _, y_batch in batches])
+    assert len(X_valid) == 40  # ceil(0.25 * 160)
+    proba = clf.predict_proba(X_valid)
+    loss = np.mean(
+        [log_loss(Y_valid[:, k], proba[:, k], labels=[0, 1]) for k in range(4)]
+    )
+    assert loss == pytest.approx(losses[best], abs=1e-5)
+    assert losses[-1] - losses[best] > 1e-3  # far from the last epoch's
+
+
+def test_early_stopping_on_a_multiclass_target(multiclass_data):
     X, y = multiclass_data
     clf = CNNClassifier(early_stopping=True, **{**FAST, "max_epochs": 2}).fit(X, y)
     assert "valid_loss" in clf.net_.history[-1]

@@ -5,6 +5,7 @@ compared with the same model fitted on the decoded ``uint8`` array.
 """
 
 import multiprocessing
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
+from skorch.callbacks import Callback
 
-from sk_mlc import CNNClassifier, ImageLoader, LazyImages, _training
+from sk_mlc import CNNClassifier, ImageLoader, LazyImages
 from sk_mlc._inputs import ImageBatches
 
 SIDE = 12
@@ -89,34 +91,75 @@ def bad_file(tmp_path, request):
 BAD_KINDS = ["missing", "truncated", "text"]
 
 
-class _DecodeSpy:
-    """Record how many images each ``LazyImages.decode`` call decodes.
+class RecordingImages(LazyImages):
+    """``LazyImages`` that logs each decoding as ``("decode", sources)``.
 
-    Calls made while the input statistics are computed are tagged "stats",
-    all others "batch". Only in-process decoding is seen (``num_workers=0``).
+    A subset (a batch, a cross-validation split) is a ``RecordingImages`` on
+    the same log, so every decoding of these images is seen, however they
+    were cut. Only in-process decoding is seen (``num_workers=0``).
     """
 
-    def __init__(self, monkeypatch):
-        self.calls: list[tuple[str, int]] = []
-        self._phase = "batch"
-        decode, stats = LazyImages.decode, _training.channel_stats
+    def __init__(self, sources, log, **kwargs):
+        super().__init__(sources, **kwargs)
+        self.log = log
 
-        def spy_decode(images):
-            self.calls.append((self._phase, len(images)))
-            return decode(images)
+    def __getitem__(self, key):
+        item = super().__getitem__(key)
+        if not isinstance(item, LazyImages):  # one image, decoded now
+            index = key[0] if isinstance(key, tuple) else key
+            self.log.append(("decode", (self.sources[index],)))
+            return item
+        return RecordingImages(
+            item.sources, self.log, mode=item.mode, size=item.size, resize=item.resize
+        )
 
-        def spy_stats(*args, **kwargs):
-            self._phase = "stats"
-            try:
-                return stats(*args, **kwargs)
-            finally:
-                self._phase = "batch"
+    def decode(self):
+        self.log.append(("decode", self.sources))
+        return super().decode()
 
-        monkeypatch.setattr(LazyImages, "decode", spy_decode)
-        monkeypatch.setattr(_training, "channel_stats", spy_stats)
 
-    def sizes(self, phase: str) -> list[int]:
-        return [n for tag, n in self.calls if tag == phase]
+class TrainingEvents(Callback):
+    """Calls ``mark(event)`` when training begins and at each batch.
+
+    ``CNNClassifier`` trains on deep copies of its callbacks; ``mark`` is a
+    function, which ``deepcopy`` shares, so the events reach the caller's log.
+    """
+
+    def __init__(self, mark):
+        self.mark = mark
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.mark(("train",))
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        self.mark(("batch", len(batch[0]), training))
+
+
+def recording(paths, size=SIDE, **params):
+    """Images that log their decodings, and a classifier that logs its training.
+
+    Returns ``(images, classifier, log)``. ``size`` is given, so that building
+    the images decodes nothing, and ``fit`` keeps them as they are.
+    """
+    log = []
+
+    def mark(event):
+        log.append(event)
+
+    images = RecordingImages(paths, log, size=size)
+    clf = CNNClassifier(**params, callbacks=[("events", TrainingEvents(mark))])
+    return images, clf, log
+
+
+def decodings(log) -> list[tuple]:
+    """The sources of each decoding in ``log``, in order."""
+    return [event[1] for event in log if event[0] == "decode"]
+
+
+def until_training_begins(log) -> tuple[list, list]:
+    """The events before ``fit`` starts its training loop, and those after."""
+    begin = log.index(("train",))
+    return log[:begin], log[begin + 1 :]
 
 
 # -- same results as the decoded array --------------------------------------
@@ -196,21 +239,18 @@ def test_image_loader_pipeline(files, fitted_on_paths, lazy):
     )
 
 
-def test_cross_val_predict_on_lazy_images_matches_array(files, decoded, monkeypatch):
+def test_cross_val_predict_on_lazy_images_matches_array(files, decoded):
     paths, Y = files
-    received = []
-    fit = CNNClassifier.fit
-
-    def spy_fit(self, X, y):
-        received.append(type(X))
-        return fit(self, X, y)
-
-    monkeypatch.setattr(CNNClassifier, "fit", spy_fit)
-    clf, cv = CNNClassifier(**STREAM), KFold(2)
-    streamed = cross_val_predict(
-        clf, LazyImages(paths), Y, cv=cv, method="predict_proba"
-    )
-    assert received == [LazyImages, LazyImages]  # the splits were never decoded
+    images, clf, log = recording(paths, **STREAM)
+    cv = KFold(2)
+    streamed = cross_val_predict(clf, images, Y, cv=cv, method="predict_proba")
+    # The splits were never decoded whole: every decoding is one batch (a
+    # split holds 24 images), and each image is decoded exactly as often as
+    # streaming needs: in its training fold by the statistics pass and by
+    # every epoch, in its test fold once by predict_proba.
+    assert max(map(len, decodings(log))) <= STREAM["batch_size"] < len(paths) // 2
+    counts = Counter(source for sources in decodings(log) for source in sources)
+    assert counts == dict.fromkeys(paths, 1 + STREAM["max_epochs"] + 1)
     in_memory = cross_val_predict(clf, decoded, Y, cv=cv, method="predict_proba")
     assert_allclose(streamed, in_memory, **TOL)
 
@@ -306,17 +346,29 @@ def test_bad_file_at_predict_names_the_file(files, bad_file, num_workers):
     assert clf.predict(paths[:3]).shape == (3, 2)
 
 
+class TruncateWhenTrainingBegins(Callback):
+    """Cut ``path`` short once the statistics pass has read it whole."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.path.write_bytes(self.path.read_bytes()[:200])
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
-@pytest.mark.parametrize("bad_file", ["truncated"], indirect=True)
 def test_bad_file_met_in_the_training_loop_names_the_file(
-    files, bad_file, num_workers, monkeypatch
+    files, decoded, tmp_path, num_workers
 ):
-    # With a statistics sample that leaves the bad file out, it is first met by
-    # the DataLoader inside skorch's fit loop (in a worker when num_workers=2).
-    monkeypatch.setattr(_training, "_MAX_STATS_IMAGES", 4)
+    # The file goes bad after the statistics pass decoded it, so the first to
+    # meet it is the DataLoader inside skorch's fit loop (in a worker when
+    # num_workers=2), as a file left out of the statistics sample would be.
     paths, Y = files
+    bad_file = tmp_path / "cut.jpg"
+    Image.fromarray(decoded[10]).save(bad_file)
     paths = paths[:10] + [bad_file] + paths[11:]
-    clf = CNNClassifier(**STREAM, num_workers=num_workers)
+    callbacks = [("cut", TruncateWhenTrainingBegins(bad_file))]
+    clf = CNNClassifier(**STREAM, num_workers=num_workers, callbacks=callbacks)
     before = set(multiprocessing.active_children())
     with pytest.raises((ValueError, OSError), match=bad_file.name) as excinfo:
         clf.fit(paths, Y)
@@ -327,34 +379,65 @@ def test_bad_file_met_in_the_training_loop_names_the_file(
 # -- streaming really streams ------------------------------------------------
 
 
-def test_fit_and_predict_decode_one_batch_at_a_time(files, monkeypatch):
+def test_fit_and_predict_decode_one_batch_at_a_time(files):
     paths, Y = files
-    spy = _DecodeSpy(monkeypatch)
-    clf = CNNClassifier(**STREAM).fit(paths, Y)
+    images, clf, log = recording(paths, **STREAM)
+    clf.fit(images, Y)
     batch = STREAM["batch_size"]
-    assert sum(spy.sizes("stats")) == len(paths)  # fewer than 1024: all of them
-    # The statistics too are computed one batch at a time.
-    assert max(spy.sizes("stats") + spy.sizes("batch")) <= batch
-    assert sum(spy.sizes("batch")) == STREAM["max_epochs"] * len(paths)
-    spy.calls.clear()
-    clf.predict_proba(paths)
-    assert max(spy.sizes("batch")) <= batch and not spy.sizes("stats")
-    assert sum(spy.sizes("batch")) == len(paths)
+    statistics, training = until_training_begins(log)
+    # The statistics: every image once (fewer than 1024 files: all of them),
+    # one batch at a time too.
+    assert sorted(s for sources in decodings(statistics) for s in sources) == paths
+    assert max(map(len, decodings(statistics))) <= batch
+    # Training: each batch is decoded just before it is trained on, and
+    # nothing else is decoded.
+    steps = [(e[0], len(e[1])) if e[0] == "decode" else e[:2] for e in training]
+    sizes = [n for step, n in steps if step == "batch"]
+    assert steps == [step for n in sizes for step in (("decode", n), ("batch", n))]
+    assert max(sizes) <= batch
+    assert sum(sizes) == STREAM["max_epochs"] * len(paths)
+    log.clear()
+    clf.predict_proba(images)
+    assert max(map(len, decodings(log))) <= batch
+    assert sorted(s for sources in decodings(log) for s in sources) == paths
+    assert [event[0] for event in log] == ["decode"] * len(log)
 
 
-def test_statistics_of_files_come_from_a_bounded_sample(files, monkeypatch):
-    paths, Y = files
-    assert _training._MAX_STATS_IMAGES == 1024
-    monkeypatch.setattr(_training, "_MAX_STATS_IMAGES", 20)
-    spy = _DecodeSpy(monkeypatch)
-    CNNClassifier(**{**STREAM, "max_epochs": 1}).fit(paths, Y)
-    assert sum(spy.sizes("stats")) == 20
-    assert max(spy.sizes("batch")) <= STREAM["batch_size"]
+def test_statistics_of_files_come_from_a_bounded_sample(tmp_path):
+    # More files than the 1024 that the statistics sample: tiny ones, each
+    # of a random grey level, so that leaving some out moves the mean.
+    n, side = 1100, 2
+    levels = np.random.RandomState(0).randint(0, 256, size=n).astype(np.uint8)
+    paths = []
+    for index, level in enumerate(levels):
+        paths.append(tmp_path / f"{index:04d}.png")
+        Image.new("RGB", (side, side), (int(level),) * 3).save(paths[-1])
+    y = np.where(levels > 127, "bright", "dark")
+    images, clf, log = recording(paths, size=side, **{**STREAM, "max_epochs": 1})
+    clf.fit(images, y)
+    statistics, training = until_training_begins(log)
+    sampled = [source for sources in decodings(statistics) for source in sources]
+    assert len(sampled) == len(set(sampled)) == 1024
+    assert max(map(len, decodings(statistics))) <= STREAM["batch_size"]
+    assert max(map(len, decodings(training))) <= STREAM["batch_size"]
+    # The fitted standardisation is the mean and std of exactly the sampled
+    # images, which differ from those of all of them by far more than rtol.
+    standardize = clf.net_.module_[0]
+    level_of = dict(zip(paths, levels / 255, strict=True))
+    sample = np.array([level_of[path] for path in sampled])
+    assert_allclose(standardize.mean.flatten(), [sample.mean()] * 3, rtol=1e-5)
+    assert_allclose(standardize.std.flatten(), [sample.std()] * 3, rtol=1e-4)
+    assert abs(sample.mean() - (levels / 255).mean()) > 20 * 1e-5 * sample.mean()
 
 
 def test_arrays_are_converted_one_batch_at_a_time(files, decoded, monkeypatch):
     # The float32 copy of an in-memory array exists one batch at a time, the
     # statistics pass included: never a float32 copy of the whole data set.
+    # No public seam reaches this conversion: scikit-learn's validation hands
+    # sk_mlc a plain ndarray (a caller's array subclass or wrapper is gone), and
+    # a callback or forward hook sees a batch only after it was converted, so
+    # it cannot tell a per-batch conversion from a sliced whole-array one. So
+    # the spy sits on the one method that converts images to float32.
     _, Y = files
     sizes = []
     batch = ImageBatches.batch
