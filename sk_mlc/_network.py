@@ -105,12 +105,16 @@ def build_module(
     mean,
     std,
     dropout: float,
+    *,
+    owner: str = "",
 ) -> nn.Sequential:
     """``Standardize -> backbone -> [global pool] -> dropout -> Linear(n_outputs)``.
 
     The backbone's output size is found with one dry run on a zero image, so any
     module that maps ``(n, C, H, W)`` to ``(n, F)`` or ``(n, F, h, w)`` fits.
+    ``owner`` (an estimator's name) prefixes the error messages.
     """
+    prefix = f"{owner}: " if owner else ""
     probe = torch.zeros((2, *image_shape))
     was_training = backbone.training
     backbone.eval()
@@ -119,8 +123,8 @@ def build_module(
             out = backbone(probe)
     except Exception as exc:  # the user's module; its error is not ours to type
         raise ValueError(
-            f"The module failed on a batch of images of shape (n, {image_shape[0]}, "
-            f"{image_shape[1]}, {image_shape[2]}) (n, C, H, W): {exc}"
+            f"{prefix}The module failed on a batch of images of shape (n, C, H, W) "
+            f"= (n, {image_shape[0]}, {image_shape[1]}, {image_shape[2]}): {exc}"
         ) from exc
     finally:
         backbone.train(was_training)
@@ -129,7 +133,7 @@ def build_module(
             tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         )
         raise ValueError(
-            "The module must return a tensor of shape (n, F) or (n, F, h, w); "
+            f"{prefix}The module must return a tensor of shape (n, F) or (n, F, h, w); "
             f"it returned {shape}."
         )
     layers: list[nn.Module] = [Standardize(mean, std), backbone]
@@ -139,3 +143,10 @@ def build_module(
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(out.shape[1], n_outputs))
     return nn.Sequential(*layers)
+
+
+def set_input_statistics(module: nn.Sequential, mean, std) -> None:
+    """Store the per-channel ``mean`` and ``std`` in ``module``'s ``Standardize``."""
+    standardize = module[0]
+    standardize.mean.copy_(torch.as_tensor(np.asarray(mean)).view_as(standardize.mean))
+    standardize.std.copy_(torch.as_tensor(np.asarray(std)).view_as(standardize.std))

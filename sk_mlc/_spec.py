@@ -26,7 +26,7 @@ _AUTO_BATCH = 128
 _MIN_AUTO_BATCH = 8
 
 # Fields that change how training runs, never what it computes: not in the key.
-RUNTIME_FIELDS = frozenset({"verbose", "num_workers"})
+RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class TrainingSpec:
     # How it runs (RUNTIME_FIELDS).
     verbose: int
     num_workers: int
+    name: str  # the estimator's, for error messages
 
     @classmethod
     def from_estimator(cls, estimator, target: _Target, n_samples: int):
@@ -107,6 +108,7 @@ class TrainingSpec:
             seed=int(seed),
             verbose=estimator.verbose,
             num_workers=estimator.num_workers,
+            name=name,
         )
 
     def key_fields(self) -> dict:

@@ -21,7 +21,7 @@ from skorch.utils import to_numpy, to_tensor
 from ._augment import Augmenter
 from ._data import BatchDataset, BatchSampler, batch_loader
 from ._inputs import ImageBatches, channel_stats
-from ._network import ConvNet, build_module
+from ._network import ConvNet, build_module, set_input_statistics
 from ._spec import TrainingSpec, resolve_batch_size
 
 # Input statistics of lazily decoded images come from a sample, not a full pass.
@@ -95,18 +95,19 @@ def train_network(
     # Seed torch for this fit only: the caller's global random state is restored.
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(spec.seed)
-        # The backbone first: a module callable that fails should fail before
-        # the pass over the pixels that the input statistics take.
-        backbone = _backbone(spec, images.image_shape)
-        mean, std = _input_stats(spec, images, train_index)
+        # The network first: a module that fails should fail before the pass
+        # over the pixels that the input statistics take.
+        channels = images.image_shape[0]
         module = build_module(
-            backbone,
+            _backbone(spec, images.image_shape),
             images.image_shape,
             spec.target.n_outputs,
-            mean,
-            std,
+            np.zeros(channels, dtype=np.float32),
+            np.ones(channels, dtype=np.float32),
             spec.dropout,
+            owner=spec.name,
         )
+        set_input_statistics(module, *_input_stats(spec, images, train_index))
         # Channels-last weights make oneDNN (CPU) and cuDNN pick their fast
         # NHWC convolution and pooling kernels: ~25% less training time for
         # the default CNN on 2 CPU cores (benchmarks/bench_fashion.py).
@@ -196,8 +197,8 @@ def _backbone(spec: TrainingSpec, image_shape: tuple[int, int, int]) -> torch.nn
     built = module()
     if not isinstance(built, torch.nn.Module):
         raise TypeError(
-            f"module must be a torch.nn.Module or a callable returning one; the "
-            f"callable returned {type(built).__name__}."
+            f"{spec.name}: module must be a torch.nn.Module or a callable returning "
+            f"one; the callable returned {type(built).__name__}."
         )
     return built
 
@@ -222,7 +223,7 @@ def _split(spec: TrainingSpec, y_encoded: np.ndarray):
         )
     except ValueError as exc:
         raise ValueError(
-            f"early_stopping cannot hold out validation_fraction="
+            f"{spec.name}: early_stopping cannot hold out validation_fraction="
             f"{spec.validation_fraction} of {len(index)} samples: {exc}"
         ) from exc
     return np.sort(train), np.sort(valid)

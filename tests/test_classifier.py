@@ -340,10 +340,12 @@ def test_user_module_errors(multilabel_data):
     X, Y = multilabel_data
     wrong_channels = torch.nn.Conv2d(3, 4, 3)
     with pytest.raises(
-        ValueError, match=r"module failed on a batch of images of shape"
+        ValueError,
+        match=r"CNNClassifier: The module failed on a batch of images of shape "
+        r"\(n, C, H, W\) = \(n, 1, 8, 8\)",
     ):
         CNNClassifier(module=wrong_channels, **FAST).fit(X, Y)
-    with pytest.raises(TypeError, match="returned int"):
+    with pytest.raises(TypeError, match="CNNClassifier: module must be.*returned int"):
         CNNClassifier(module=lambda: 3, **FAST).fit(X, Y)
 
 
