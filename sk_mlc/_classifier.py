@@ -113,6 +113,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Images per training and prediction batch. "auto" is 128, lowered on
         small training sets to keep about 10 batches per epoch (never below
         8), so that a few hundred images still get enough optimizer steps.
+        At least 2 for training (batch normalisation needs two images); a
+        last batch of a single image is merged into the one before it.
 
     lr : float, default=3e-3
         Learning rate (the peak of the one-cycle schedule).
@@ -130,13 +132,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Weight decay passed to the optimizer.
 
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified for
-        1-D targets when every class has two samples, random for multi-label),
-        stop when the validation loss has not improved for
+        Hold out ``validation_fraction`` of the training data (0.1 when it is
+        None), stop when the validation loss has not improved for
         ``n_iter_no_change`` epochs and restore the best weights.
 
-    validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping``.
+    validation_fraction : float or None, default=None
+        Share of the training data held out as a validation set (stratified
+        for 1-D targets when every class has two samples, random for
+        multi-label). skorch reports ``valid_loss`` on it every epoch, and
+        skorch callbacks that need a validation set (``EpochScoring(...,
+        on_train=False)``, ``Checkpoint``, ``EarlyStopping``) work with it,
+        with or without ``early_stopping``. None holds nothing out, unless
+        ``early_stopping`` (then 0.1).
 
     n_iter_no_change : int, default=3
         Patience of early stopping, in epochs.
@@ -149,7 +156,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     callbacks : list or None, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` pairs),
-        deep-copied and passed to the ``NeuralNet``.
+        copied and passed to the ``NeuralNet`` (deep copies; a callback that
+        cannot be deep-copied, such as ``TensorBoard``, is re-created from
+        its parameters and shares them). ``EpochScoring`` takes scorer names
+        of labels ("accuracy", "f1", "f1_micro", ...): the net's ``predict``
+        returns encoded decisions at threshold 0.5 (argmax for multiclass).
+        An ``LRScheduler`` needs ``lr_schedule="constant"`` (two schedules
+        would stack). Callbacks run while a network trains: a fit served by
+        ``memory`` runs none of them.
 
     device : str, default="auto"
         Torch device; "auto" takes CUDA when available, else the CPU.
@@ -179,7 +193,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         global random state is left as it was.
 
     verbose : int, default=0
-        0 is silent; 1 or more prints skorch's table of epochs.
+        0 is silent; 1 or more prints skorch's table of epochs and a progress
+        bar of the batches of each epoch.
 
     Attributes
     ----------
@@ -257,7 +272,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "optimizer": [callable],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "augment": [StrOptions(set(AUGMENTATIONS)), callable, None],
         "callbacks": [list, None],
@@ -288,7 +303,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         optimizer=torch.optim.AdamW,
         weight_decay=1e-2,
         early_stopping=False,
-        validation_fraction=0.1,
+        validation_fraction=None,
         n_iter_no_change=3,
         augment=None,
         callbacks=None,
@@ -374,7 +389,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         else:
             net, weights_id = TrainingCache(self.memory).train(spec, images, y_encoded)
 
-        self._input_spec_ = inputs
+        self._input_spec_ = inputs.fitted(images)
         self._target_ = target
         self._weights_id_ = weights_id
         self.classes_ = target.classes_

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,6 +57,12 @@ class InputSpec:
     layout: str
     size: tuple[int, int] | None
     mode: str | None
+    # Set once fit has seen the data: the dtype whose scaling rule predict keeps.
+    pixel_dtype: str | None = None
+
+    def fitted(self, images: ImageBatches) -> InputSpec:
+        """This spec, with the pixel dtype of the training ``images``."""
+        return replace(self, pixel_dtype=str(images.data.dtype))
 
     @classmethod
     def from_params(cls, image_shape, layout, image_size, image_mode, name: str):
@@ -202,12 +208,39 @@ def read_images(
     when not given.
     """
     name = type(estimator).__name__
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    elif getattr(X, "ndim", None) == 1 and hasattr(X, "to_numpy"):
+        X = X.to_numpy()  # a pandas Series, of image paths say
     if is_image_sequence(X):
         images, y = _read_files(estimator, X, y, spec, reset, expected_shape)
         _check_shape(images, expected_shape, name)
     else:
         images, y = _read_array(estimator, X, y, spec, reset, expected_shape)
+    if not reset and spec.pixel_dtype is not None:
+        _check_scaling(images, np.dtype(spec.pixel_dtype), name)
     return images, y
+
+
+def _scaling(dtype: np.dtype) -> str:
+    scale = _DTYPE_SCALE.get(np.dtype(dtype))
+    return "as they are" if scale is None else f"/ {round(1 / scale)}"
+
+
+def _check_scaling(images: ImageBatches, fitted: np.dtype, name: str) -> None:
+    """The same pixels must mean the same thing at predict as in fit.
+
+    Integer pixels are scaled by their dtype's range, others used as they
+    are: uint8 pixels at fit and the same image as floats at predict would be
+    read 255 times brighter, a silent wrong answer.
+    """
+    got = images.data.dtype
+    if _scaling(got) != _scaling(fitted):
+        raise ValueError(
+            f"{name} was fitted on {fitted} pixels (used {_scaling(fitted)}), but "
+            f"X has dtype {got} (which would be used {_scaling(got)}): the same "
+            f"image would give other predictions. Pass X as {fitted}, as in fit."
+        )
 
 
 def _check_shape(images: ImageBatches, expected_shape, name: str) -> None:
@@ -254,7 +287,14 @@ def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
     # y may be 2-D (multi-hot) and sparse; its meaning is decided in _targets.
     xy = {} if y is None else {"y": y, "multi_output": True}
     if not sp.issparse(X) and not hasattr(X, "ndim"):
-        X = np.asarray(X)
+        try:
+            X = np.asarray(X)
+        except ValueError as exc:  # a ragged list: images of several shapes
+            raise ValueError(
+                f"{name} expects images of one shape (or image files, which "
+                f"image_size brings to one size); X holds arrays of different "
+                f"shapes: {exc}"
+            ) from None
     shape = X.shape
     if len(shape) > 4:
         raise ValueError(

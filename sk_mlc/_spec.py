@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from skorch.callbacks import LRScheduler
 
 from ._targets import _Target
 
@@ -24,6 +25,9 @@ from ._targets import _Target
 # epoch on small data sets (and never fewer than 8 images per batch).
 _AUTO_BATCH = 128
 _MIN_AUTO_BATCH = 8
+
+# early_stopping with validation_fraction=None holds out this share.
+_EARLY_STOPPING_FRACTION = 0.1
 
 # Fields that change how training runs, never what it computes: not in the key.
 RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name"})
@@ -49,7 +53,7 @@ class TrainingSpec:
     optimizer: object
     weight_decay: float
     early_stopping: bool
-    validation_fraction: float
+    validation_fraction: float | None  # None: no validation split
     n_iter_no_change: int
     augment: object
     callbacks: tuple
@@ -71,18 +75,38 @@ class TrainingSpec:
                 f"{n_samples}."
             )
         target.check_class_weight(estimator.class_weight, name)
+        if estimator.batch_size == 1:
+            raise ValueError(
+                f"{name}: batch_size=1 cannot train: batch normalisation needs "
+                "more than one image per batch to normalise over. Use "
+                "batch_size >= 2 (or 'auto'); a last batch of one image is "
+                "merged into the one before it."
+            )
+        fraction = estimator.validation_fraction
+        if fraction is None and estimator.early_stopping:
+            fraction = _EARLY_STOPPING_FRACTION
         n_train = n_samples
-        if estimator.early_stopping:
+        if fraction is not None:
             # train_test_split's rule: the validation set has ceil(f * n) samples.
-            n_valid = math.ceil(estimator.validation_fraction * n_samples)
+            n_valid = math.ceil(fraction * n_samples)
             n_train = n_samples - n_valid
             if n_train < 2 or n_valid < 1:
                 raise ValueError(
-                    f"{name}: early_stopping with validation_fraction="
-                    f"{estimator.validation_fraction} leaves {n_train} training "
-                    f"and {n_valid} validation sample(s) out of {n_samples}; "
-                    "lower validation_fraction or disable early_stopping."
+                    f"{name}: validation_fraction={fraction} leaves {n_train} "
+                    f"training and {n_valid} validation sample(s) out of "
+                    f"{n_samples}; lower validation_fraction (or disable "
+                    "early_stopping)."
                 )
+        callbacks = tuple(estimator.callbacks or ())
+        if estimator.lr_schedule != "constant" and any(
+            isinstance(c[1] if isinstance(c, tuple) else c, LRScheduler)
+            for c in callbacks
+        ):
+            raise ValueError(
+                f"{name}: callbacks hold an LRScheduler, and lr_schedule="
+                f"{estimator.lr_schedule!r} brings its own; the two would stack. "
+                "Pass lr_schedule='constant' to train with your schedule alone."
+            )
         seed = check_random_state(estimator.random_state).randint(
             np.iinfo(np.int32).max
         )
@@ -100,10 +124,10 @@ class TrainingSpec:
             optimizer=estimator.optimizer,
             weight_decay=estimator.weight_decay,
             early_stopping=estimator.early_stopping,
-            validation_fraction=estimator.validation_fraction,
+            validation_fraction=fraction,
             n_iter_no_change=estimator.n_iter_no_change,
             augment=estimator.augment,
-            callbacks=tuple(estimator.callbacks or ()),
+            callbacks=callbacks,
             device=resolve_device(estimator.device),
             seed=int(seed),
             verbose=estimator.verbose,

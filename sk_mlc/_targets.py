@@ -38,6 +38,16 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
+def at_one_half(proba: np.ndarray) -> np.ndarray:
+    """Encoded sigmoid decisions ``p >= 0.5``, in the dtype of the encoded target."""
+    return (proba >= 0.5).astype(np.float32)
+
+
+def argmax(proba: np.ndarray) -> np.ndarray:
+    """Encoded softmax decisions: the index of the most probable class."""
+    return proba.argmax(axis=1)
+
+
 class _Target:
     """Base of the three target kinds; subclasses fill in the table's columns."""
 
@@ -68,9 +78,12 @@ class _Target:
         """The loss; ``class_weight`` was checked by :meth:`check_class_weight`."""
         raise NotImplementedError
 
-    # A plain function, not a bound method: the trained net keeps a reference
-    # to it (for ``net_.predict_proba``), and must not drag this object along.
+    # Plain functions, not bound methods: the trained net keeps references to
+    # them (for ``net_.predict_proba`` and ``net_.predict``, which skorch's
+    # scoring callbacks call during training), and must not drag this object
+    # along. ``encoded_decision`` maps activated outputs to the encoded target.
     activation: staticmethod
+    encoded_decision: staticmethod
 
     def proba(self, logits: np.ndarray) -> np.ndarray:
         """``predict_proba`` from the network's logits ``(n, n_outputs)``."""
@@ -116,6 +129,7 @@ class _BinaryTarget(_Target):
         return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
     activation = staticmethod(sigmoid)
+    encoded_decision = staticmethod(at_one_half)
 
     def proba(self, logits):
         p = super().proba(logits)
@@ -153,6 +167,7 @@ class _MulticlassTarget(_Target):
         return torch.nn.CrossEntropyLoss(weight=weight)
 
     activation = staticmethod(softmax)
+    encoded_decision = staticmethod(argmax)
 
     def decide(self, positive, threshold):
         return self.classes_[positive.argmax(axis=1)]
@@ -208,6 +223,7 @@ class _MultilabelTarget(_Target):
         return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
     activation = staticmethod(sigmoid)
+    encoded_decision = staticmethod(at_one_half)
 
     def check_class_weight(self, class_weight, name):
         if class_weight is not None and not isinstance(class_weight, str):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 from skorch.utils import to_numpy, to_tensor
 
@@ -35,15 +35,34 @@ class _Net(NeuralNet):
     so validation and prediction never see it.
     """
 
-    def __init__(self, *args, augmenter=None, **kwargs):
+    def __init__(self, *args, augmenter=None, decision=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.augmenter = augmenter
+        self.decision = decision
+
+    def predict(self, X):
+        """Decisions in the encoded target's format (threshold 0.5, or argmax).
+
+        skorch's own ``predict`` returns probabilities; its ``EpochScoring``
+        with a scorer name ("accuracy", "f1_micro", ...) compares ``predict``
+        with the encoded targets, so it needs decisions.
+        """
+        return self.decision(self.predict_proba(X))
 
     def train_step_single(self, batch, **fit_params):
         if self.augmenter is not None:
             X, y = batch
             batch = (self.augmenter(to_tensor(X, device=self.device)), y)
         return super().train_step_single(batch, **fit_params)
+
+    def fit_loop(self, X, y=None, **fit_params):
+        # skorch's partial_fit swallows KeyboardInterrupt and returns a half
+        # trained net as if it were done; memory would then cache it. Carry
+        # the interrupt past it (scikit-learn's rule: fit completes or raises).
+        try:
+            return super().fit_loop(X, y, **fit_params)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted from exc
 
     def __getstate__(self):
         """Pickle without the optimizer state; the live net keeps it.
@@ -113,8 +132,18 @@ def train_network(
         # the default CNN on 2 CPU cores (benchmarks/bench_fashion.py).
         module = module.to(memory_format=torch.channels_last)
         net = _build_net(spec, module, images, y_encoded, train_index, valid_index)
-        net.fit(BatchDataset(images, y_encoded, train_index), None)
+        try:
+            net.fit(BatchDataset(images, y_encoded, train_index), None)
+        except _Interrupted:
+            raise KeyboardInterrupt(
+                f"{spec.name}.fit was interrupted after {len(net.history)} "
+                "epoch(s); the half-trained network was discarded (and not cached)."
+            ) from None
     return net
+
+
+class _Interrupted(BaseException):
+    """A KeyboardInterrupt in flight through skorch, which would swallow it."""
 
 
 def _input_stats(spec: TrainingSpec, images: ImageBatches, train_index):
@@ -151,6 +180,7 @@ def _build_net(spec, module, images, y_encoded, train_index, valid_index) -> _Ne
         # Only for users of net_.predict_proba: sk_mlc's own prediction takes
         # logits from the module and lets the target apply the activation.
         predict_nonlinearity=target.activation,
+        decision=target.encoded_decision,
         augmenter=None
         if spec.augment is None
         else Augmenter(spec.augment, spec.seed, spec.device),
@@ -204,9 +234,9 @@ def _backbone(spec: TrainingSpec, image_shape: tuple[int, int, int]) -> torch.nn
 
 
 def _split(spec: TrainingSpec, y_encoded: np.ndarray):
-    """Train and validation indices; no validation set without early stopping."""
+    """Train and validation indices; None without a ``validation_fraction``."""
     index = np.arange(len(y_encoded))
-    if not spec.early_stopping:
+    if spec.validation_fraction is None:
         return index, None
     stratify = None
     if spec.target.target_type != "multilabel-indicator":
@@ -223,7 +253,7 @@ def _split(spec: TrainingSpec, y_encoded: np.ndarray):
         )
     except ValueError as exc:
         raise ValueError(
-            f"{spec.name}: early_stopping cannot hold out validation_fraction="
+            f"{spec.name}: cannot hold out validation_fraction="
             f"{spec.validation_fraction} of {len(index)} samples: {exc}"
         ) from exc
     return np.sort(train), np.sort(valid)
@@ -256,9 +286,27 @@ def _callbacks(spec: TrainingSpec, n_train: int) -> list:
                 ),
             )
         )
+    if spec.verbose:
+        callbacks.append(("progress", ProgressBar()))
     # skorch initialises (mutates) its callbacks: train on copies of the caller's.
-    callbacks += copy.deepcopy(list(spec.callbacks))
+    callbacks += [_copy_callback(callback) for callback in spec.callbacks]
     return callbacks
+
+
+def _copy_callback(callback):
+    """A copy of the caller's callback (or ``(name, callback)`` pair) to train with.
+
+    Some callbacks hold what cannot be deep-copied (TensorBoard's
+    ``SummaryWriter``, a lock, an open file): those are re-created from their
+    parameters, which they then share with the caller's (the same writer).
+    """
+    if isinstance(callback, tuple):
+        name, callback = callback
+        return name, _copy_callback(callback)
+    try:
+        return copy.deepcopy(callback)
+    except Exception:
+        return type(callback)(**callback.get_params(deep=False))
 
 
 def _silent(*args, **kwargs) -> None:
