@@ -52,6 +52,7 @@ def out_of_fold_proba(
     stratify: bool,
     random_state=None,
     n_jobs: int | None = None,
+    verbose: int = 0,
 ) -> OutOfFold:
     """Fit ``estimator`` per CV split and pool its validation probabilities.
 
@@ -80,7 +81,7 @@ def out_of_fold_proba(
             "refit=True, or a single split such as cv=0.2."
         )
     splits = list(splitter.split(X, y))
-    folds = Parallel(n_jobs=n_jobs)(
+    folds = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fit_predict_fold)(
             clone(estimator), X, y, train, val, fit_params, n_labels, keep=not refit
         )

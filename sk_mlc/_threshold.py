@@ -111,6 +111,11 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffled split of a float ``cv``; unused otherwise.
 
+    verbose : int, default=0
+        Progress of the fits over the CV splits, as joblib's ``Parallel``
+        reports it (as ``GridSearchCV``'s ``verbose``); 0 is silent. The
+        estimator's own ``verbose`` shows the progress inside each fit.
+
     Attributes
     ----------
     estimator_ : estimator instance
@@ -197,6 +202,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         "refit": ["boolean"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -212,6 +218,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         refit=True,
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         self.estimator = estimator
         self.scoring = scoring
@@ -223,6 +230,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.refit = refit
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.verbose = verbose
 
     # The inner estimator is validated by its own fit, not skipped.
     @_fit_context(prefer_skip_nested_validation=False)
@@ -286,6 +294,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             stratify=self.target_type_ == "binary",
             random_state=self.random_state,
             n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
         self.estimator_ = oof.estimator
         self._tune(Y[oof.indices], oof.proba, constraint)

@@ -194,3 +194,20 @@ def test_progress_shows_at_verbose_1_only(multilabel_data, capsys):
     shown = capsys.readouterr()
     assert "train_loss" in shown.out  # skorch's epoch table
     assert "it/s" in shown.err or "%" in shown.err  # tqdm's bar
+
+
+def test_threshold_tuner_reports_progress_over_folds(capsys):
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    from sk_mlc import ThresholdTunerCV
+
+    X, Y = make_multilabel_classification(n_samples=60, n_classes=3, random_state=0)
+    estimator = OneVsRestClassifier(LogisticRegression())
+    ThresholdTunerCV(estimator, cv=3).fit(X, Y)
+    quiet = capsys.readouterr()
+    assert quiet.out == quiet.err == ""
+    ThresholdTunerCV(estimator, cv=3, verbose=10).fit(X, Y)
+    shown = capsys.readouterr()
+    assert "Done" in shown.out + shown.err  # joblib's progress lines
