@@ -407,19 +407,29 @@ import torch
 class Backbone(torch.nn.Sequential):
     def __init__(self):
         super().__init__(torch.nn.Conv2d(1, 4, 3), torch.nn.{activation}())
+
+def backbone():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.{activation}())
 """
 
 
-def test_the_code_of_a_module_class_is_in_the_key(data, log, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["Backbone", "backbone"], ids=["class", "function"])
+def test_the_code_of_a_module_callable_is_in_the_key(
+    name, data, log, tmp_path, monkeypatch
+):
+    # A class or function edited between two fits builds another network.
     X, y = data
     cache = str(tmp_path / "cache")
-    path = tmp_path / "user_backbone.py"
+    path = tmp_path / f"user_backbone_{name}.py"
     monkeypatch.syspath_prepend(str(tmp_path))
+    # No .pyc: "ReLU" and "Tanh" have one length, and a cached bytecode file
+    # of the same size and second would be imported instead of the edit.
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     for activation, expected in [("ReLU", 1), ("ReLU", 1), ("Tanh", 2)]:
         path.write_text(_BACKBONE_SOURCE.format(activation=activation))
-        sys.modules.pop("user_backbone", None)
-        backbone = importlib.import_module("user_backbone").Backbone
-        make(log, cache, module=backbone).fit(X, y)
+        sys.modules.pop(path.stem, None)
+        module = getattr(importlib.import_module(path.stem), name)
+        make(log, cache, module=module).fit(X, y)
         assert trainings(log) == expected
 
 
