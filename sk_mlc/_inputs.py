@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -36,6 +37,7 @@ from ._lazy import LazyImages
 # a batch that happens to be dark must not be brightened.
 _DTYPE_SCALE = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}
 _MAX_CHANNELS = 4
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Channel counts of the Pillow modes an array can be converted to, and back.
 _ARRAY_MODES = {"L": 1, "RGB": 3}
 _MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -208,18 +210,37 @@ def read_images(
     when not given.
     """
     name = type(estimator).__name__
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    elif getattr(X, "ndim", None) == 1 and hasattr(X, "to_numpy"):
-        X = X.to_numpy()  # a pandas Series, of image paths say
-    if is_image_sequence(X):
-        images, y = _read_files(estimator, X, y, spec, reset, expected_shape)
-        _check_shape(images, expected_shape, name)
-    else:
-        images, y = _read_array(estimator, X, y, spec, reset, expected_shape)
-    if not reset and spec.pixel_dtype is not None:
-        _check_scaling(images, np.dtype(spec.pixel_dtype), name)
+    with _named_errors(name):
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        elif getattr(X, "ndim", None) == 1 and hasattr(X, "to_numpy"):
+            X = X.to_numpy()  # a pandas Series, of image paths say
+        if is_image_sequence(X):
+            images, y = _read_files(estimator, X, y, spec, reset, expected_shape)
+            _check_shape(images, expected_shape, name)
+        else:
+            images, y = _read_array(estimator, X, y, spec, reset, expected_shape)
+        if not reset and spec.pixel_dtype is not None:
+            _check_scaling(images, np.dtype(spec.pixel_dtype), name)
     return images, y
+
+
+@contextmanager
+def _named_errors(name: str):
+    """Errors about the input say whose input it is.
+
+    scikit-learn's validation names the estimator in some messages ("X has 10
+    features, but CNNClassifier is expecting 64") but not in others ("Input X
+    contains infinity", "Expected 2D array", a sparse X, inconsistent numbers
+    of samples): those get ``name`` as a prefix, in the same exception type.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        # Subclasses (UnicodeDecodeError...) have other constructors: as raised.
+        if type(exc) not in (ValueError, TypeError) or name in str(exc):
+            raise
+        raise type(exc)(f"{name}: {exc}") from None
 
 
 def _scaling(dtype: np.dtype) -> str:
@@ -315,6 +336,7 @@ def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
         flat = check_array(X, dtype="numeric", estimator=estimator, input_name="X")
     if y is not None:
         flat, y = flat
+    _check_float32_range(flat, name)
     if len(shape) > 2:
         sample_shape = tuple(shape[1:])
     elif spec.image_shape is not None:
@@ -331,6 +353,22 @@ def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
     images = _describe(flat, sample_shape, spec, name, tabular=len(shape) == 2)
     _check_shape(images, expected_shape, name)
     return images, y
+
+
+def _check_float32_range(flat: np.ndarray, name: str) -> None:
+    """Float pixels wider than float32 must fit in it: the network computes in it.
+
+    scikit-learn's check for inf passes a float64 1e39; cast to float32 it is
+    inf, and fit then trains a network of NaN weights without a word.
+    """
+    if flat.dtype.kind != "f" or flat.dtype.itemsize <= 4 or flat.size == 0:
+        return
+    largest = max(-float(flat.min()), float(flat.max()))  # two passes, no copy
+    if largest > _FLOAT32_MAX:
+        raise ValueError(
+            f"{name}: X contains a value too large for float32 ({largest:.3g} in "
+            "magnitude), the precision the network computes in. Rescale X."
+        )
 
 
 def _describe(

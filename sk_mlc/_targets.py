@@ -66,8 +66,11 @@ class _Target:
         """Number of thresholds a per-label ``threshold`` must provide."""
         return 1
 
+    def check_y(self, y, name: str) -> None:
+        """Raise a ``ValueError`` naming ``name`` if this kind cannot learn ``y``."""
+
     def fit_encode(self, y) -> np.ndarray:
-        """Learn the labels of ``y`` and return ``y`` encoded for the loss."""
+        """Learn the labels of a checked ``y``; return ``y`` encoded for the loss."""
         raise NotImplementedError
 
     def check_class_weight(self, class_weight, name: str) -> None:
@@ -112,11 +115,20 @@ class _BinaryTarget(_Target):
     def n_outputs(self) -> int:
         return 1
 
+    def check_y(self, y, name):
+        # type_of_target calls a y of one class "binary" too.
+        classes = np.unique(_dense(y))
+        if len(classes) < 2:
+            raise ValueError(
+                f"{name} can't train when only one class is present: y contains "
+                f"only the class {classes[0]!r}. Provide samples of at least 2 "
+                "classes."
+            )
+
     def fit_encode(self, y):
         y = column_or_1d(y, warn=True)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
-        _require_two_classes(self.classes_)
         return encoder.transform(y).astype(np.float32)[:, None]
 
     def criterion(self, class_weight, y_encoded):
@@ -188,21 +200,23 @@ class _MultilabelTarget(_Target):
     def n_labels(self) -> int:
         return len(self.classes_)
 
-    def fit_encode(self, y):
-        self.sparse_ = sp.issparse(y)
-        dense = y.toarray() if self.sparse_ else np.asarray(y)
-        self.dtype_ = dense.dtype
-        self.classes_ = np.arange(dense.shape[1])
+    def check_y(self, y, name):
         # type_of_target calls any 2-valued 2-D y an indicator matrix: {0, 2} or
         # {-1, 1} would train BCE towards targets outside [0, 1].
-        values = np.unique(dense)
+        values = np.unique(_dense(y))
         if not np.isin(values, (0, 1)).all():
             raise ValueError(
-                "A 2-D y must be a multi-hot indicator matrix of 0/1 values; got "
-                f"values {values[:10].tolist()}. Encode each label as 0 (absent) "
-                "or 1 (present), e.g. with (y > 0).astype(int) or "
+                f"{name}: a 2-D y must be a multi-hot indicator matrix of 0/1 "
+                f"values; got values {values[:10].tolist()}. Encode each label as "
+                "0 (absent) or 1 (present), e.g. with (y > 0).astype(int) or "
                 "sklearn.preprocessing.MultiLabelBinarizer."
             )
+
+    def fit_encode(self, y):
+        self.sparse_ = sp.issparse(y)
+        dense = _dense(y)
+        self.dtype_ = dense.dtype
+        self.classes_ = np.arange(dense.shape[1])
         return dense.astype(np.float32)
 
     def criterion(self, class_weight, y_encoded):
@@ -248,7 +262,10 @@ def resolve_target(
 
     ``supported`` says, in the error message, what the estimator accepts.
     """
-    target_type = type_of_target(y, input_name="y")
+    try:
+        target_type = type_of_target(y, input_name="y")
+    except ValueError as exc:  # "Mix of label input types", say: whose y?
+        raise ValueError(f"{estimator_name}: {exc}") from None
     if target_type not in kinds:
         hint = ""
         if target_type == "multiclass-multioutput":
@@ -266,7 +283,15 @@ def resolve_target(
             f"Unknown label type: {target_type!r}. {estimator_name} supports "
             f"{supported}.{hint}"
         )
-    return _TARGETS[target_type]()
+    target = _TARGETS[target_type]()
+    # Checked here, where the estimator's name is known (the target object is
+    # part of the training cache key, so it does not keep the name).
+    target.check_y(y, estimator_name)
+    return target
+
+
+def _dense(y) -> np.ndarray:
+    return y.toarray() if sp.issparse(y) else np.asarray(y)
 
 
 def positive_proba(proba, n_labels: int, estimator) -> np.ndarray:
@@ -328,14 +353,6 @@ def check_threshold(threshold, n_labels: int, estimator_name: str) -> np.ndarray
             f"{estimator_name}: threshold must lie in [0, 1]; got {threshold!r}."
         )
     return values
-
-
-def _require_two_classes(classes: np.ndarray) -> None:
-    if len(classes) < 2:
-        raise ValueError(
-            "Classifier can't train when only one class is present: y contains "
-            f"only the class {classes[0]!r}. Provide samples of at least 2 classes."
-        )
 
 
 def _class_weights(class_weight, classes: np.ndarray, y_encoded: np.ndarray):
