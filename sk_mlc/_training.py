@@ -58,11 +58,22 @@ class _Net(NeuralNet):
     def fit_loop(self, X, y=None, **fit_params):
         # skorch's partial_fit swallows KeyboardInterrupt and returns a half
         # trained net as if it were done; memory would then cache it. Carry
-        # the interrupt past it (scikit-learn's rule: fit completes or raises).
+        # a user's interrupt past it (scikit-learn's rule: fit completes or
+        # raises). skorch's EarlyStopping stops training with the same
+        # exception: that one is the normal end of training.
         try:
             return super().fit_loop(X, y, **fit_params)
         except KeyboardInterrupt as exc:
+            if self._stopped_early():
+                raise
             raise _Interrupted from exc
+
+    def _stopped_early(self) -> bool:
+        return any(
+            isinstance(callback, EarlyStopping)
+            and callback.misses_ >= callback.patience
+            for _, callback in self.callbacks_
+        )
 
     def __getstate__(self):
         """Pickle without the optimizer state; the live net keeps it.

@@ -268,14 +268,12 @@ def test_uint8_is_scaled_by_dtype_not_by_data(multilabel_data):
     X, Y = multilabel_data
     X8 = (np.clip(X, 0, 1) * 255).round().astype(np.uint8)
     clf = CNNClassifier(**FAST).fit(X8, Y)
-    # a dark uint8 batch and its float equivalent must mean the same pixels
+    # A dark uint8 batch means pixels / 255, not pixels stretched to its range.
     dark = (X8[:10] // 4).astype(np.uint8)
-    np.testing.assert_allclose(
-        clf.predict_proba(dark),
-        clf.predict_proba(dark.astype(np.float32) / 255),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    scaled = torch.from_numpy(dark.astype(np.float32)[:, None] / 255)
+    with torch.no_grad():
+        expected = torch.sigmoid(clf.net_.module_.eval()(scaled)).numpy()
+    np.testing.assert_allclose(clf.predict_proba(dark), expected, rtol=1e-5, atol=1e-6)
     mean = clf.net_.module_[0].mean.ravel().item()
     assert 0 < mean < 1  # statistics learned on [0, 1] pixels
 

@@ -39,12 +39,12 @@ def test_grey_arrays_converted_to_rgb_equal_their_rgb_copies(grey):
 def test_rgb_arrays_converted_to_grey_use_pillow_luma(grey):
     X, Y = grey
     rng = np.random.RandomState(0)
-    rgb = (rng.rand(len(X), 8, 8, 3) * 255).astype(np.uint8)
+    rgb = rng.rand(len(X), 8, 8, 3).astype(np.float32)
     clf = CNNClassifier(image_mode="L", **ONE_EPOCH).fit(rgb, Y)
     assert clf.input_shape_ == (1, 8, 8)
-    luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     np.testing.assert_allclose(
-        clf.predict_proba(rgb), clf.predict_proba(luma / 255), atol=1e-5
+        clf.predict_proba(rgb), clf.predict_proba(luma), atol=1e-5
     )
 
 
