@@ -210,7 +210,7 @@ def read_images(
     when not given.
     """
     name = type(estimator).__name__
-    with _named_errors(name):
+    with named_errors(name):
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         elif getattr(X, "ndim", None) == 1 and hasattr(X, "to_numpy"):
@@ -226,7 +226,7 @@ def read_images(
 
 
 @contextmanager
-def _named_errors(name: str):
+def named_errors(name: str):
     """Errors about the input say whose input it is.
 
     scikit-learn's validation names the estimator in some messages ("X has 10

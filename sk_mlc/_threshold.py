@@ -25,6 +25,7 @@ from ._compat import (
     StrOptions,
     _fit_context,
 )
+from ._inputs import named_errors
 from ._out_of_fold import out_of_fold_proba
 from ._targets import positive_proba, resolve_target
 from ._threshold_scores import (
@@ -258,8 +259,9 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         # paths...). The target is resolved from y, so y must already be the
         # matrix a list of lists encodes, and an empty or missing y is refused
         # before any fit.
-        y = validate_data(self, y=y, multi_output=True)
-        X, y = indexable(X, y)
+        with named_errors(type(self).__name__):
+            y = validate_data(self, y=y, multi_output=True)
+            X, y = indexable(X, y)
         # The wording matches scikit-learn's own binary-only classifiers, so
         # its estimator checks recognise the refusal.
         target = resolve_target(

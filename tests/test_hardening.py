@@ -211,3 +211,22 @@ def test_threshold_tuner_reports_progress_over_folds(capsys):
     ThresholdTunerCV(estimator, cv=3, verbose=10).fit(X, Y)
     shown = capsys.readouterr()
     assert "Done" in shown.out + shown.err  # joblib's progress lines
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (
+            np.array([[0, 1], [1, np.nan], [1, 0]]),
+            "ThresholdTunerCV: Input y contains NaN",
+        ),
+        (np.array([[0, 1], [1, 0]]), "ThresholdTunerCV: Found input variables"),
+    ],
+)
+def test_threshold_tuner_errors_about_y_name_it(y, match):
+    from sklearn.linear_model import LogisticRegression
+
+    from sk_mlc import ThresholdTunerCV
+
+    with pytest.raises(ValueError, match=match):
+        ThresholdTunerCV(LogisticRegression()).fit(np.zeros((3, 2)), y)
