@@ -1,12 +1,13 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   # create .venv, install sk_mlc, run the demo (the main job)
 #   make test   # create .venv, install sk_mlc with test tools, run lint + tests
+#   make docs   # build the documentation site offline into docs/_build/html
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 
-.PHONY: demo test bench install clean
+.PHONY: demo test docs bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,11 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# Warnings are errors; --keep-going lists them all before failing. Executes
+# the quick examples (docs/conf.py says which); nothing is downloaded.
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

@@ -1,4 +1,5 @@
-"""sk_mlc's demo: softmax or sigmoid, decided by the shape of y.
+"""sk_mlc's demo: softmax or sigmoid, decided by the shape of y
+============================================================
 
 Runs on data that ships with scikit-learn (``load_digits``, 1,797 real 8x8
 digits) with CNNClassifier's default parameters:

@@ -1,4 +1,5 @@
-"""Multi-label training on a folder of JPEGs and a CSV of tags (Planet layout).
+"""Multi-label training on a folder of JPEGs and a CSV of tags (Planet layout)
+===========================================================================
 
 Kaggle's *Planet: Understanding the Amazon from Space* ships a folder of
 images and a ``labels.csv`` of ``image_name,tags`` rows, tags separated by

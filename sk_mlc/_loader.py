@@ -86,7 +86,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         the array seen in :meth:`fit`; :meth:`transform` checks arrays against
         it. Only set when :meth:`fit` is given an array: files have no
         features to count.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame seen in :meth:`fit`, when they are all
         strings.
 
