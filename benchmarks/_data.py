@@ -20,8 +20,8 @@ INSTALL_HINT = (
 def fashion_mnist():
     """``(X_train, y_train, X_test, y_test)``: 60,000 + 10,000 uint8 28x28 images."""
     try:
-        X_train, y_train = load_fashion_mnist("train")
-        X_test, y_test = load_fashion_mnist("test")
+        X_train, y_train = load_fashion_mnist("train", return_X_y=True)
+        X_test, y_test = load_fashion_mnist("test", return_X_y=True)
     except FileNotFoundError:
         sys.exit(INSTALL_HINT)
     return X_train, y_train, X_test, y_test

@@ -56,7 +56,7 @@ def write_images(folder: Path, n: int) -> None:
     from sk_mlc.datasets import load_fashion_mnist, make_mosaic
 
     try:
-        pool, labels = load_fashion_mnist("test")
+        pool, labels = load_fashion_mnist("test", return_X_y=True)
     except FileNotFoundError:
         from sklearn.datasets import load_digits
 

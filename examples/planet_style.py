@@ -33,7 +33,7 @@ N_TRAIN, N_TEST = 240, 60
 def garments():
     """Four kinds of real 16x16 grey images, their labels 0-3 and tag names."""
     try:
-        X, y = load_fashion_mnist("test")
+        X, y = load_fashion_mnist("test", return_X_y=True)
         kinds = {1: "trouser", 2: "pullover", 7: "sneaker", 8: "bag"}
     except FileNotFoundError:
         from sklearn.datasets import load_digits
@@ -89,14 +89,15 @@ def main():
         csv_path, image_dir = write_planet_style(Path(tmp))
         print(f"{csv_path.name}:", *csv_path.read_text().splitlines()[:4], sep="\n  ")
 
-        paths, Y, names = load_image_csv(csv_path, image_dir)
+        # A Bunch: filenames, the multi-hot target, target_names (the tags).
+        data = load_image_csv(csv_path, image_dir)
         # The last 60 rows are the held-out canvases (see write_planet_style).
         paths_train, paths_test, Y_train, Y_test = train_test_split(
-            paths, Y, test_size=N_TEST, shuffle=False
+            data.filenames, data.target, test_size=N_TEST, shuffle=False
         )
         clf = CNNClassifier(random_state=0).fit(paths_train, Y_train)
         Y_pred = clf.predict(paths_test)
-    print(f"{len(paths)} images, tags {names}")
+    print(f"{len(data.filenames)} images, tags {data.target_names}")
     print(f"target_type_    = {clf.target_type_!r}")
     print(f"out_activation_ = {clf.out_activation_!r}")
     print(f"criterion_      = {clf.criterion_!r}")

@@ -1,13 +1,15 @@
 """Behaviour of the dataset loaders and of make_mosaic, on tiny files in tmp_path."""
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.utils import Bunch
 
-from sk_mlc import LazyImages
+from sk_mlc import CNNClassifier, LazyImages
 from sk_mlc.datasets import (
     FASHION_MNIST_CLASSES,
     load_fashion_mnist,
@@ -53,18 +55,27 @@ def folder(tmp_path):
 
 
 def test_load_image_folder_lists_classes_and_files(folder):
-    paths, y, class_names = load_image_folder(folder)
-    assert class_names == ["cat", "dog", "emu"]
-    rel = [path.relative_to(folder).as_posix() for path in paths]
+    data = load_image_folder(folder)
+    assert isinstance(data, Bunch)
+    assert sorted(data) == ["DESCR", "filenames", "target", "target_names"]
+    assert data.target_names == ["cat", "dog", "emu"]
+    rel = [path.relative_to(folder).as_posix() for path in data.filenames]
     assert rel == ["cat/2.png", "cat/x/1.bmp", "dog/a.JPG", "dog/b.png", "emu/0.png"]
-    assert y.dtype == np.int64 and y.tolist() == [0, 0, 1, 1, 2]
-    assert all(isinstance(path, Path) for path in paths)
-    assert LazyImages(paths).shape == (5, 4, 4, 3)
+    assert data.target.dtype == np.int64 and data.target.tolist() == [0, 0, 1, 1, 2]
+    assert data.filenames.shape == (5,) and data.filenames.dtype == object
+    assert all(isinstance(path, Path) for path in data.filenames)
+    assert str(folder) in data.DESCR and "5 images in 3 classes" in data.DESCR
+    assert LazyImages(data.filenames).shape == (5, 4, 4, 3)
+    X, y = load_image_folder(folder, return_X_y=True)
+    np.testing.assert_array_equal(X, data.filenames)
+    np.testing.assert_array_equal(y, data.target)
 
 
 def test_load_image_folder_extensions(folder):
-    paths, y, _ = load_image_folder(str(folder), extensions=["png", ".BMP"])
-    assert [path.name for path in paths] == ["2.png", "1.bmp", "b.png", "0.png"]
+    filenames, _ = load_image_folder(
+        str(folder), extensions=["png", ".BMP"], return_X_y=True
+    )
+    assert [path.name for path in filenames] == ["2.png", "1.bmp", "b.png", "0.png"]
     with pytest.raises(ValueError, match="hold no image"):
         load_image_folder(folder, extensions=[".jpg"])
 
@@ -85,10 +96,10 @@ def test_load_image_folder_bad_roots(tmp_path):
 def test_load_image_folder_raise_defers_decoding_but_catches_empty(folder):
     bad = _corrupt(folder / "dog")
     (folder / "dog" / "empty.png").unlink()
-    paths, _, _ = load_image_folder(folder)  # no image is opened
-    images = LazyImages(paths)
+    filenames, _ = load_image_folder(folder, return_X_y=True)  # no image is opened
+    images = LazyImages(filenames)
     for name in bad[:3]:
-        index = [path.name for path in paths].index(name)
+        index = [path.name for path in filenames].index(name)
         with pytest.raises(ValueError, match=name):
             images[index]
     (folder / "dog" / "empty.png").write_bytes(b"")
@@ -99,11 +110,22 @@ def test_load_image_folder_raise_defers_decoding_but_catches_empty(folder):
 def test_load_image_folder_skip_warns_with_the_names(folder):
     bad = _corrupt(folder / "dog")
     with pytest.warns(UserWarning, match="Skipped 4 unreadable") as record:
-        paths, y, class_names = load_image_folder(folder, on_error="skip")
+        data = load_image_folder(folder, on_error="skip")
     message = str(record[0].message)
     assert all(name in message for name in bad)
-    assert len(paths) == len(y) == 5 and class_names == ["cat", "dog", "emu"]
-    assert np.asarray(LazyImages(paths)).shape == (5, 4, 4, 3)
+    assert record[0].filename == __file__  # points at the caller's line
+    assert len(data.filenames) == len(data.target) == 5
+    assert data.target_names == ["cat", "dog", "emu"]
+    assert np.asarray(LazyImages(data.filenames)).shape == (5, 4, 4, 3)
+
+
+def test_return_X_y_is_what_cnnclassifier_fits_on(folder):
+    X, y = load_image_folder(folder, return_X_y=True)
+    # Index arrays select from filenames as from target (a CV split would).
+    X, y = X[[0, 2, 3, 4]], y[[0, 2, 3, 4]]
+    params = {"width": 4, "depth": 1, "max_epochs": 1, "random_state": 0}
+    clf = CNNClassifier(**params).fit(X, y)
+    assert clf.input_shape_ == (3, 4, 4) and clf.predict(X).shape == (4,)
 
 
 # -- load_image_csv ---------------------------------------------------------
@@ -119,13 +141,30 @@ def planet(tmp_path):
     return csv, images
 
 
+def _with_rows(csv, *rows):
+    csv.write_text(csv.read_text() + "".join(f"{row}\n" for row in rows))
+    return csv
+
+
 def test_load_image_csv_resolves_ids_with_and_without_extension(planet):
     csv, images = planet
-    paths, Y, label_names = load_image_csv(csv, images)
-    assert [path.name for path in paths] == ["t0.jpg", "t1.jpg", "t2.PNG", "t3.png"]
-    assert label_names == ["clear", "haze", "primary"]
-    assert Y.dtype == np.int64
-    assert Y.tolist() == [[0, 1, 1], [1, 0, 0], [0, 0, 0], [0, 0, 1]]
+    data = load_image_csv(csv, images)
+    assert isinstance(data, Bunch)
+    assert sorted(data) == ["DESCR", "filenames", "target", "target_names"]
+    assert [path.name for path in data.filenames] == [
+        "t0.jpg",
+        "t1.jpg",
+        "t2.PNG",
+        "t3.png",
+    ]
+    assert data.filenames.dtype == object
+    assert data.target_names == ["clear", "haze", "primary"]
+    assert data.target.dtype == np.int64
+    assert data.target.tolist() == [[0, 1, 1], [1, 0, 0], [0, 0, 0], [0, 0, 1]]
+    assert str(csv) in data.DESCR and "4 images (of 4 rows), 3 tags" in data.DESCR
+    X, Y = load_image_csv(csv, images, return_X_y=True)
+    np.testing.assert_array_equal(X, data.filenames)
+    np.testing.assert_array_equal(Y, data.target)
 
 
 def test_load_image_csv_explicit_extension_and_columns(tmp_path, planet):
@@ -133,19 +172,22 @@ def test_load_image_csv_explicit_extension_and_columns(tmp_path, planet):
     csv = tmp_path / "other.csv"
     # A BOM, as spreadsheets write it, must not rename the first column.
     csv.write_text("\ufeffid,labels,extra\nt3,a b,1\nt2,b,2\n", encoding="utf-8")
-    paths, Y, names = load_image_csv(
+    data = load_image_csv(
         csv, images, id_column="id", tags_column="labels", extension="png"
     )
-    assert [path.name for path in paths] == ["t3.png", "t2.PNG"]
-    assert names == ["a", "b"] and Y.tolist() == [[1, 1], [0, 1]]
-    with pytest.raises(ValueError, match=r"tried extensions \['\.png'\]\): 't0'"):
+    assert [path.name for path in data.filenames] == ["t3.png", "t2.PNG"]
+    assert data.target_names == ["a", "b"]
+    assert data.target.tolist() == [[1, 1], [0, 1]]
+    with pytest.raises(
+        ValueError, match=r"tried extensions \['\.png'\]\): line 2 't0'"
+    ):
         load_image_csv(Path(csv).with_name("labels.csv"), images, extension=".png")
 
 
 def test_load_image_csv_missing_file_and_columns(tmp_path, planet):
     csv, images = planet
-    csv.write_text(csv.read_text() + "ghost,clear\n")
-    with pytest.raises(ValueError, match=f"{images}.*'ghost'"):
+    _with_rows(csv, "ghost,clear")
+    with pytest.raises(ValueError, match=f"{csv}.*{images}.*: line 6 'ghost'"):
         load_image_csv(csv, images)
     bad = tmp_path / "bad.csv"
     bad.write_text("image_name,label\nt0,a\n")
@@ -158,17 +200,108 @@ def test_load_image_csv_missing_file_and_columns(tmp_path, planet):
 def test_load_image_csv_skip_drops_missing_and_corrupt(tmp_path, planet):
     csv, images = planet
     bad = _corrupt(images)
-    rows = "".join(f"{name},rare\n" for name in bad)
-    csv.write_text(csv.read_text() + rows + "ghost,clear\n")
+    _with_rows(csv, *(f"{name},rare" for name in bad), "ghost,clear")
     with pytest.raises(ValueError, match="ghost"):
         load_image_csv(csv, images)
     with pytest.warns(UserWarning) as record:
-        paths, Y, names = load_image_csv(csv, images, on_error="skip")
+        data = load_image_csv(csv, images, on_error="skip")
     messages = " ".join(str(warning.message) for warning in record)
     assert "ghost" in messages and all(name in messages for name in bad)
-    assert len(paths) == len(Y) == 4
+    assert len(data.filenames) == len(data.target) == 4
     # Tags of dropped rows still name a (now empty) column.
-    assert names == ["clear", "haze", "primary", "rare"] and Y[:, 3].sum() == 0
+    assert data.target_names == ["clear", "haze", "primary", "rare"]
+    assert data.target[:, 3].sum() == 0
+    assert "4 images (of 9 rows)" in data.DESCR
+
+
+@pytest.mark.parametrize(
+    "image_id, why",
+    [
+        ("../outside.png", "'..' in the path"),
+        ("../outside", "'..' in the path"),  # the extension is added after
+        ("sub/../../outside.png", "'..' in the path"),
+        # Lands inside, but through a name that a link could redirect.
+        ("sub/../t0.jpg", "'..' in the path"),
+        ("{outside}", "absolute path"),
+        ("", "empty id"),
+    ],
+)
+def test_load_image_csv_refuses_ids_outside_the_image_folder(planet, image_id, why):
+    csv, images = planet
+    outside = _image(images.parent / "outside.png")  # readable, next to images/
+    image_id = image_id.format(outside=outside)
+    _with_rows(csv, f"{image_id},secret")
+    message = re.escape(f"line 6 {image_id!r} ({why})")
+    message = f"{re.escape(str(csv))}.*inside the image folder.*{message}"
+    with pytest.raises(ValueError, match=message):
+        load_image_csv(csv, images)
+    with pytest.warns(
+        UserWarning, match=message + "; these rows were skipped"
+    ) as record:
+        data = load_image_csv(csv, images, on_error="skip")
+    assert record[0].filename == __file__  # points at the caller's line
+    assert outside not in data.filenames and len(data.filenames) == 4
+    assert all(path.parent == images for path in data.filenames)
+
+
+def test_load_image_csv_accepts_ids_in_sub_folders(planet):
+    csv, images = planet
+    _image(images / "tile" / "t4.png")
+    data = load_image_csv(_with_rows(csv, "tile/t4,cloudy"), images)
+    assert data.filenames[-1] == images / "tile" / "t4.png"
+    assert data.target[-1].tolist() == [0, 1, 0, 0]
+
+
+def test_load_image_csv_follows_links_placed_in_the_image_folder(planet):
+    # The folder's owner may link into a shared store; only the CSV's text is
+    # kept from leaving the folder.
+    csv, images = planet
+    store = _image(images.parent / "store" / "t5.png")
+    (images / "t5.png").symlink_to(store)
+    data = load_image_csv(_with_rows(csv, "t5,cloudy"), images)
+    assert data.filenames[-1] == images / "t5.png"
+
+
+def test_load_image_csv_reports_images_listed_twice(planet):
+    csv, images = planet
+    # The same id twice, and the same file through two ids.
+    _with_rows(csv, "t1,haze", "t0.jpg,cloudy")
+    message = re.escape(str(csv)) + re.escape(
+        "' lists 2 image(s) on more than one row: "
+        "line 2 't0', line 7 't0.jpg'; line 3 't1', line 6 't1'"
+    )
+    with pytest.raises(ValueError, match=message + ".*on_error='skip'"):
+        load_image_csv(csv, images)
+    with pytest.warns(UserWarning, match=message + "; only the first row of each"):
+        data = load_image_csv(csv, images, on_error="skip")
+    assert [path.name for path in data.filenames] == [
+        "t0.jpg",
+        "t1.jpg",
+        "t2.PNG",
+        "t3.png",
+    ]
+    assert data.target_names == ["clear", "cloudy", "haze", "primary"]
+    assert data.target[:2].tolist() == [[0, 0, 1, 1], [1, 0, 0, 0]]
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("image_name,tags\nt0,caf\xe9\n".encode("latin-1"), "not UTF-8 text: line 2"),
+        (bytes(range(256)) * 4, "not UTF-8 text: line 2"),
+        ("image_name,tags\nt0,haze\n".encode("utf-16-le"), "NUL character"),
+        ("image_name,tags\nt0,haze\n".encode("utf-16"), "not UTF-8 text"),
+        (b"image_name,tags\nt0," + b"x" * 200_000, "cannot be parsed as CSV at line 2"),
+    ],
+    ids=["latin-1", "binary", "utf-16-no-bom", "utf-16", "huge-field"],
+)
+def test_load_image_csv_names_a_file_it_cannot_read(planet, content, match):
+    csv, images = planet
+    csv.write_bytes(content)
+    with pytest.raises(
+        ValueError, match=f"Tags CSV {re.escape(repr(str(csv)))} .*{match}"
+    ):
+        load_image_csv(csv, images)
 
 
 # -- make_mosaic ------------------------------------------------------------
@@ -282,11 +415,38 @@ def test_make_mosaic_validates_arrays():
     reason="apt-get install dataset-fashion-mnist",
 )
 def test_load_fashion_mnist_test_subset():
-    X, y = load_fashion_mnist("test")
-    assert X.shape == (10000, 28, 28) and X.dtype == np.uint8
-    assert y.shape == (10000,) and y.dtype == np.int64
-    assert set(np.unique(y).tolist()) == set(range(len(FASHION_MNIST_CLASSES)))
+    data = load_fashion_mnist("test")
+    assert isinstance(data, Bunch)
+    assert sorted(data) == ["DESCR", "images", "target", "target_names"]
+    assert data.images.shape == (10000, 28, 28) and data.images.dtype == np.uint8
+    assert data.target.shape == (10000,) and data.target.dtype == np.int64
+    assert data.target_names == list(FASHION_MNIST_CLASSES)
+    assert set(np.unique(data.target).tolist()) == set(range(10))
+    assert data.images.flags.writeable
+    assert "Fashion-MNIST" in data.DESCR and "'test' subset, 10000" in data.DESCR
+    X, y = load_fashion_mnist("test", return_X_y=True)
+    np.testing.assert_array_equal(X, data.images)
+    np.testing.assert_array_equal(y, data.target)
     assert X.flags.writeable
+
+
+def _write_idx(path, magic, array):
+    header = np.array([magic, *array.shape], ">i4").tobytes()
+    with gzip.open(path, "wb") as file:
+        file.write(header + array.tobytes())
+
+
+def test_load_fashion_mnist_from_data_home(tmp_path):
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", 2051, images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", 2049, np.uint8([3, 0, 9]))
+    data = load_fashion_mnist(data_home=tmp_path)
+    np.testing.assert_array_equal(data.images, images)
+    assert data.target.tolist() == [3, 0, 9] and data.target.dtype == np.int64
+    assert data.target_names[9] == "Ankle boot"
+    assert str(tmp_path) in data.DESCR and "'train' subset, 3 images" in data.DESCR
+    X, y = load_fashion_mnist(data_home=tmp_path, return_X_y=True)
+    assert X.shape == (3, 28, 28) and y.tolist() == [3, 0, 9]
 
 
 def test_load_fashion_mnist_errors(tmp_path):
@@ -296,9 +456,7 @@ def test_load_fashion_mnist_errors(tmp_path):
         load_fashion_mnist("test", data_home=tmp_path)
     with pytest.raises(ValueError, match="subset"):
         load_fashion_mnist("valid", data_home=tmp_path)
-    header = np.array([2049, 1, 28, 28], ">i4").tobytes()
     for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]:
-        with gzip.open(tmp_path / name, "wb") as file:
-            file.write(header + bytes(28 * 28))
+        _write_idx(tmp_path / name, 2049, np.zeros((1, 28, 28), np.uint8))
     with pytest.raises(ValueError, match="magic number 2049, expected 2051"):
         load_fashion_mnist("test", data_home=tmp_path)

@@ -1,9 +1,10 @@
-"""List labelled image files: a folder per class, or a CSV of tags (Planet layout).
+"""List labelled image files: a folder per class here, a CSV of tags in ``_tags_csv``.
 
-Both loaders return paths and labels only; pixels are decoded later by
-:func:`~sk_mlc.read_image`, :class:`~sk_mlc.LazyImages` or
-:class:`~sk_mlc.ImageLoader`. ``on_error`` decides when a bad file is
-found:
+Both loaders return file names and targets in a :class:`~sklearn.utils.Bunch`,
+as scikit-learn's ``load_files`` does; the pixels are decoded later, by
+:class:`~sk_mlc.CNNClassifier` itself, :func:`~sk_mlc.read_image`,
+:class:`~sk_mlc.LazyImages` or :class:`~sk_mlc.ImageLoader`. ``on_error``
+decides what happens to a bad file (or, in a CSV, a bad row):
 
 * ``"raise"`` (default) opens no image, so listing 100k files is instant. Empty
   files are caught here (a ``stat``); corrupt or truncated ones raise later,
@@ -14,13 +15,11 @@ found:
 
 from __future__ import annotations
 
-import csv
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.utils import Bunch
 
 from .._decode import _decode_error
 
@@ -48,9 +47,9 @@ def _normalise_extensions(extensions) -> frozenset[str]:
     return normalised
 
 
-def _listing(paths: list[Path]) -> str:
-    shown = ", ".join(f"'{path}'" for path in paths[:_MAX_LISTED])
-    more = len(paths) - _MAX_LISTED
+def _listing(items: list) -> str:
+    shown = ", ".join(f"'{item}'" for item in items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
     return shown + (f" and {more} more" if more > 0 else "")
 
 
@@ -79,12 +78,36 @@ def _screen(paths: list[Path], on_error: str) -> np.ndarray:
     return np.array([why is None for why in reasons], dtype=bool)
 
 
-def load_image_folder(root, *, extensions=None, on_error="raise"):
-    """List a single-label image dataset stored as one sub-folder per class.
+def _file_dataset(
+    paths: list[Path],
+    target: np.ndarray,
+    target_names: list[str],
+    descr: str,
+    return_X_y: bool,
+):
+    """The loaders' result: a Bunch, or ``(filenames, target)``."""
+    # An array, not a list: an index array (a CV split, a boolean mask) then
+    # selects from filenames exactly as from target.
+    filenames = np.empty(len(paths), dtype=object)
+    filenames[:] = paths
+    if return_X_y:
+        return filenames, target
+    return Bunch(
+        filenames=filenames, target=target, target_names=target_names, DESCR=descr
+    )
+
+
+def load_image_folder(root, *, extensions=None, on_error="raise", return_X_y=False):
+    """Load a single-label image dataset stored as one sub-folder per class.
 
     ``root/cat/1.jpg`` and ``root/dog/a/2.png`` give classes ``["cat", "dog"]``.
     Class folders are searched recursively; names starting with ``"."`` are
     ignored (hidden folders, and macOS ``._x.jpg`` files that are not images).
+
+    Only the files are listed, as scikit-learn's ``load_files`` does:
+    ``filenames`` and ``target`` are the ``X`` and ``y`` that
+    :meth:`CNNClassifier.fit <sk_mlc.CNNClassifier.fit>` takes as they are,
+    decoding the images batch by batch.
 
     Parameters
     ----------
@@ -98,22 +121,37 @@ def load_image_folder(root, *, extensions=None, on_error="raise"):
         ``"raise"`` opens no image (empty files raise here, corrupt ones when
         decoded); ``"skip"`` decodes every file now and drops unreadable ones
         with a ``UserWarning`` naming them. See :mod:`sk_mlc.datasets`.
+    return_X_y : bool, default=False
+        Return ``(filenames, target)`` instead of a Bunch.
 
     Returns
     -------
-    paths : list of pathlib.Path
-        Sorted by class, then by path within the class.
-    y : ndarray of shape (n_images,), dtype int64
-        Index of each image's class in ``class_names``.
-    class_names : list of str
-        Sorted names of the class folders; a class stays listed even when
-        ``on_error="skip"`` drops all its images.
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object, with the following attributes.
+
+        filenames : ndarray of shape (n_images,), dtype object
+            The :class:`pathlib.Path` of each image, sorted by class, then by
+            path within the class.
+        target : ndarray of shape (n_images,), dtype int64
+            Index of each image's class in ``target_names``.
+        target_names : list of str
+            Sorted names of the class folders; a class stays listed even when
+            ``on_error="skip"`` drops all its images.
+        DESCR : str
+            The folder, and how many images and classes it holds.
+
+    (filenames, target) : tuple if ``return_X_y`` is True
+        The two arrays above.
 
     Raises
     ------
     ValueError
         If ``root`` is not a folder, holds no class folder, or a class folder
         holds no image.
+
+    See Also
+    --------
+    load_image_csv : Multi-label images listed by a CSV of tags.
 
     Examples
     --------
@@ -125,9 +163,14 @@ def load_image_folder(root, *, extensions=None, on_error="raise"):
     ...     for name in ["cat/1.png", "cat/2.png", "dog/1.png"]:
     ...         (Path(root) / name).parent.mkdir(exist_ok=True)
     ...         Image.new("RGB", (4, 4)).save(Path(root) / name)
-    ...     paths, y, class_names = load_image_folder(root)
-    >>> [path.name for path in paths], y.tolist(), class_names
-    (['1.png', '2.png', '1.png'], [0, 0, 1], ['cat', 'dog'])
+    ...     data = load_image_folder(root)
+    ...     X, y = load_image_folder(root, return_X_y=True)
+    >>> [path.name for path in data.filenames], data.target.tolist()
+    (['1.png', '2.png', '1.png'], [0, 0, 1])
+    >>> data.target_names
+    ['cat', 'dog']
+    >>> X.shape, y.tolist()
+    ((3,), [0, 0, 1])
     """
     on_error = _check_on_error(on_error)
     keep = _normalise_extensions(
@@ -168,139 +211,10 @@ def load_image_folder(root, *, extensions=None, on_error="raise"):
         )
     mask = _screen(paths, on_error)
     paths = [path for path, kept in zip(paths, mask, strict=True) if kept]
-    return paths, np.asarray(y, dtype=np.int64)[mask], [d.name for d in class_dirs]
-
-
-def _find_image(
-    image_dir: Path, image_id: str, extensions: tuple[str, ...]
-) -> Path | None:
-    if Path(image_id).suffix.lower() in IMAGE_EXTENSIONS:
-        candidate = image_dir / image_id
-        if candidate.is_file():
-            return candidate
-    for ext in extensions:
-        # Case-sensitive file systems: try "x.jpg" and "x.JPG".
-        for variant in (ext, ext.upper()):
-            candidate = image_dir / (image_id + variant)
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def load_image_csv(
-    csv_path,
-    image_dir,
-    *,
-    id_column="image_name",
-    tags_column="tags",
-    extension=None,
-    on_error="raise",
-):
-    """List a multi-label image dataset described by a CSV of tags.
-
-    This is the layout of Kaggle's *Planet: Understanding the Amazon from
-    Space*: a CSV with an image id column and a column of space-separated tags,
-    and a folder of images named after the ids.
-
-    Parameters
-    ----------
-    csv_path : str or os.PathLike
-        The CSV file, with a header row.
-    image_dir : str or os.PathLike
-        The folder holding the images.
-    id_column : str, default="image_name"
-        Column of image ids: a file name, with or without its extension.
-    tags_column : str, default="tags"
-        Column of space-separated tags; an empty cell means no tag.
-    extension : str, default=None
-        Extension of ids that have none (``".jpg"``). ``None`` tries .jpg,
-        .jpeg, .png, .tif, .tiff, .bmp and .webp, in this order.
-    on_error : {"raise", "skip"}, default="raise"
-        ``"raise"``: a missing or empty file raises here, a corrupt one when
-        decoded. ``"skip"``: missing and unreadable files are dropped with a
-        ``UserWarning`` naming them (every file is decoded once now).
-
-    Returns
-    -------
-    paths : list of pathlib.Path
-        In the order of the CSV rows.
-    Y : ndarray of shape (n_images, n_labels), dtype int64
-        Multi-hot tags, one column per entry of ``label_names``.
-    label_names : list of str
-        Sorted tags seen in the CSV (dropped rows included).
-
-    Raises
-    ------
-    ValueError
-        If a column is missing, an id is empty, or (``on_error="raise"``) an
-        image file is missing or empty.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from PIL import Image
-    >>> from sk_mlc.datasets import load_image_csv
-    >>> with tempfile.TemporaryDirectory() as root:
-    ...     for name in ["a.jpg", "b.jpg", "c.png"]:
-    ...         Image.new("RGB", (4, 4)).save(Path(root) / name)
-    ...     _ = (Path(root) / "labels.csv").write_text(
-    ...         "image_name,tags\\na,clear road\\nb,haze\\nc.png,\\n"
-    ...     )
-    ...     paths, Y, label_names = load_image_csv(Path(root) / "labels.csv", root)
-    >>> [path.name for path in paths], label_names
-    (['a.jpg', 'b.jpg', 'c.png'], ['clear', 'haze', 'road'])
-    >>> Y.tolist()
-    [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
-    """
-    on_error = _check_on_error(on_error)
-    image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise ValueError(f"Image folder {str(image_dir)!r} does not exist.")
-    extensions = IMAGE_EXTENSIONS
-    if extension is not None:
-        extensions = tuple(_normalise_extensions(extension))
-    # utf-8-sig: spreadsheets often prepend a BOM, which would rename the
-    # first column to "\ufeffimage_name".
-    with open(csv_path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.DictReader(file)
-        columns = reader.fieldnames or []
-        missing = [col for col in (id_column, tags_column) if col not in columns]
-        if missing:
-            raise ValueError(
-                f"{os.fspath(csv_path)!r} lacks column(s) {missing}; found columns "
-                f"{columns}. Pass id_column= and tags_column= to name them."
-            )
-        rows = [(row[id_column] or "", row[tags_column] or "") for row in reader]
-    ids = [image_id.strip() for image_id, _ in rows]
-    tags = [cell.split() for _, cell in rows]
-    for line, image_id in enumerate(ids, start=2):
-        if not image_id:
-            raise ValueError(f"{os.fspath(csv_path)!r} line {line}: empty image id.")
-
-    found = [_find_image(image_dir, image_id, extensions) for image_id in ids]
-    absent = [
-        image_id for image_id, path in zip(ids, found, strict=True) if path is None
-    ]
-    if absent and on_error == "raise":
-        listed = ", ".join(repr(image_id) for image_id in absent[:_MAX_LISTED])
-        raise ValueError(
-            f"No image file for {len(absent)} id(s) in {str(image_dir)!r} (tried "
-            f"extensions {list(extensions)}): {listed}. Pass extension= or "
-            "on_error='skip'."
-        )
-    if absent:
-        warnings.warn(
-            f"Skipped {len(absent)} id(s) with no image file in "
-            f"{str(image_dir)!r}: {absent}",
-            UserWarning,
-            stacklevel=2,
-        )
-    rows_found = [row for row, path in enumerate(found) if path is not None]
-    paths = [found[row] for row in rows_found]
-    mask = _screen(paths, on_error)
-    kept = [row for row, ok in zip(rows_found, mask, strict=True) if ok]
-
-    binarizer = MultiLabelBinarizer().fit(tags)
-    Y = binarizer.transform([tags[row] for row in kept]).astype(np.int64)
-    return [found[row] for row in kept], Y, [str(c) for c in binarizer.classes_]
+    target_names = [d.name for d in class_dirs]
+    descr = (
+        f"Image folder {str(root)!r}: {len(paths)} images in "
+        f"{len(target_names)} classes, one sub-folder per class (single-label)."
+    )
+    target = np.asarray(y, dtype=np.int64)[mask]
+    return _file_dataset(paths, target, target_names, descr, return_X_y)
