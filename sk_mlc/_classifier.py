@@ -220,7 +220,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Values per sample of the training ``X`` (``C * H * W`` of image files
         after decoding); flat rows have ``d``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X was a DataFrame with string column names.
 
     n_iter_ : int

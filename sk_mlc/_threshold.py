@@ -156,7 +156,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during ``fit``, if ``estimator_`` exposes it.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, if ``estimator_`` exposes them.
 
     See Also
