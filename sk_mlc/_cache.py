@@ -120,7 +120,8 @@ def _content(value):
         return type(value)(_content(item) for item in value)
     if inspect.isfunction(value) or inspect.isclass(value):
         return "code", value.__module__, value.__qualname__, _code(value)
-    if callable(value) and hasattr(value, "__dict__"):  # a callback instance, say
+    if hasattr(value, "__dict__") and not isinstance(value, np.ndarray):
+        # An instance (a skorch callback, say): its state and its class's code.
         return "object", _code(type(value)), value
     return value
 

@@ -29,10 +29,13 @@ _MAX_STATS_IMAGES = 1024
 
 
 class _Net(NeuralNet):
-    """skorch's ``NeuralNet`` plus training-time augmentation.
+    """skorch's ``NeuralNet``, extended through its hooks.
 
-    Augmentation is applied in ``train_step_single`` on the training device,
-    so validation and prediction never see it.
+    * Augmentation is applied in ``train_step_single`` on the training
+      device, so validation and prediction never see it.
+    * ``predict`` returns decisions, for skorch's scoring callbacks.
+    * ``fit_loop`` lets a user's Ctrl-C leave ``fit``.
+    * Pickles leave the optimizer state out (``__getstate__``).
     """
 
     def __init__(self, *args, augmenter=None, decision=None, **kwargs):

@@ -402,6 +402,7 @@ def test_plain_module_attributes_are_in_the_key(data, log, tmp_path):
 
 
 _BACKBONE_SOURCE = """
+import skorch
 import torch
 
 class Backbone(torch.nn.Sequential):
@@ -410,14 +411,20 @@ class Backbone(torch.nn.Sequential):
 
 def backbone():
     return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.{activation}())
+
+class Hook(skorch.callbacks.Callback):
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("hook", "{activation}")
 """
 
 
-@pytest.mark.parametrize("name", ["Backbone", "backbone"], ids=["class", "function"])
+@pytest.mark.parametrize(
+    "name", ["Backbone", "backbone", "Hook"], ids=["class", "function", "callback"]
+)
 def test_the_code_of_a_module_callable_is_in_the_key(
     name, data, log, tmp_path, monkeypatch
 ):
-    # A class or function edited between two fits builds another network.
+    # A class or function edited between two fits trains another network.
     X, y = data
     cache = str(tmp_path / "cache")
     path = tmp_path / f"user_backbone_{name}.py"
@@ -428,8 +435,11 @@ def test_the_code_of_a_module_callable_is_in_the_key(
     for activation, expected in [("ReLU", 1), ("ReLU", 1), ("Tanh", 2)]:
         path.write_text(_BACKBONE_SOURCE.format(activation=activation))
         sys.modules.pop(path.stem, None)
-        module = getattr(importlib.import_module(path.stem), name)
-        make(log, cache, module=module).fit(X, y)
+        code = getattr(importlib.import_module(path.stem), name)
+        if name == "Hook":
+            make(log, cache, extra_callbacks=[("hook", code())]).fit(X, y)
+        else:
+            make(log, cache, module=code).fit(X, y)
         assert trainings(log) == expected
 
 
