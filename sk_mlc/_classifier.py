@@ -351,7 +351,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             ``(n, d)`` (see ``image_shape``), or image files decoded batch by
             batch through Pillow. ``uint8`` pixels are scaled to [0, 1] and
             ``uint16`` to [0, 1] by their dtype; per-channel mean and std are
-            learned here and applied inside the network.
+            learned here (for image files, from a random sample of at most
+            1024 training images rather than a full pass) and applied inside
+            the network.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a multi-hot indicator matrix (dense or sparse).
 

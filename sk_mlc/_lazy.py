@@ -150,7 +150,7 @@ class LazyImages:
         for index in indices:
             if not -n <= int(index) < n:
                 raise IndexError(f"Index {index} is out of range for {n} images.")
-        subset = object.__new__(LazyImages)
+        subset = object.__new__(type(self))  # a subclass stays itself
         subset._sources = tuple(self._sources[int(index)] for index in indices)
         subset._mode, subset._size = self._mode, self._size
         subset._resize = self._resize

@@ -11,9 +11,9 @@ from skorch.callbacks import Callback
 class TrainCounter(Callback):
     """Appends one line to ``path`` each time a network starts training.
 
-    ``CNNClassifier`` trains on deep copies of its callbacks, so counting on an
-    attribute would count nothing; a line appended with ``O_APPEND`` is atomic
-    between processes.
+    ``CNNClassifier`` trains on copies of its callbacks, and joblib's workers
+    on copies of those: an attribute would count in one process only. A line
+    appended with ``O_APPEND`` is atomic between processes.
     """
 
     def __init__(self, path):

@@ -348,8 +348,6 @@ def test_user_module_errors(multilabel_data):
 
 
 def test_callbacks_pass_through(multilabel_data):
-    from skorch.callbacks import Callback
-
     class CountEpochs(Callback):
         def __init__(self):
             self.epochs = 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+#: The ten class names of Fashion-MNIST, in the order of its labels 0..9.
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
     "Trouser",
