@@ -38,7 +38,7 @@ _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 # Pillow cannot convert premultiplied modes to most targets; unpremultiply first.
 _PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
 # The Pillow mode an array of decoded pixels is read as, by its channel count.
-_ARRAY_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _ORIENTATION = 0x0112
 _SOURCE_TYPES = (str, os.PathLike, Image.Image)
 
@@ -215,7 +215,7 @@ def _convert_arrays(
     ``(H, W)`` when ``size`` is None. Values must be finite.
     """
     n, height, width, channels = images.shape
-    source_mode = _ARRAY_MODES[channels]
+    source_mode = _MODE_BY_CHANNELS[channels]
     out_size = size or (height, width)
     out = np.empty((n, *out_size, Image.getmodebands(mode)), dtype=np.uint8)
     for row in range(n):

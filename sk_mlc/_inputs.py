@@ -30,6 +30,7 @@ from PIL import Image
 from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils.validation import validate_data
 
+from ._decode import _MODE_BY_CHANNELS
 from ._decode import _check_size as check_size
 from ._lazy import LazyImages
 
@@ -38,9 +39,8 @@ from ._lazy import LazyImages
 _DTYPE_SCALE = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}
 _MAX_CHANNELS = 4
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-# Channel counts of the Pillow modes an array can be converted to, and back.
+# The Pillow modes an array can be converted to, and their channel counts.
 _ARRAY_MODES = {"L": 1, "RGB": 3}
-_MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 # ITU-R 601-2 luma, the weights of Pillow's own RGB -> L conversion.
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -113,7 +113,6 @@ class ImageBatches:
             channels, height, width = self.sample_shape
         else:
             height, width, channels = self.sample_shape
-        self.source_shape = (channels, height, width)
         self.mode = None if mode is None or _ARRAY_MODES[mode] == channels else mode
         self.size = None if size is None or tuple(size) == (height, width) else size
         self.image_shape = (

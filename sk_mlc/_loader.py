@@ -21,7 +21,7 @@ from sklearn.utils.validation import validate_data
 
 from ._compat import Interval, StrOptions, _fit_context
 from ._decode import (
-    _ARRAY_MODES,
+    _MODE_BY_CHANNELS,
     _MODES,
     _RESIZE,
     _SOURCE_TYPES,
@@ -213,7 +213,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         if not hasattr(X, "ndim"):  # lists, and objects with __array__ only
             with _reading_pixels(name):
                 X = np.asarray(X)
-        if X.ndim not in (2, 3, 4) or (X.ndim == 4 and X.shape[-1] not in _ARRAY_MODES):
+        if X.ndim not in (2, 3, 4) or (
+            X.ndim == 4 and X.shape[-1] not in _MODE_BY_CHANNELS
+        ):
             if X.ndim < 2:
                 fix = "Reshape your data with X.reshape(1, -1) if it is one flat image."
             elif X.ndim == 4:
