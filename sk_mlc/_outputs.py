@@ -36,9 +36,6 @@ class OutputsCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def get(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """A copy of the array cached for ``key``, else ``compute()``, then cached."""
         with self._lock:
@@ -57,11 +54,6 @@ class OutputsCache:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= evicted.nbytes
         return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
 
 
 OUTPUTS = OutputsCache()

@@ -495,3 +495,20 @@ def test_outputs_follow_weights_that_trained_on(data, log, tmp_path):
     with torch.no_grad():  # what the current weights say, computed by hand
         expected = torch.sigmoid(clf.net_.module_.eval()(X_t))[:, 0].numpy()
     np.testing.assert_allclose(after[:, 1], expected, atol=1e-6)
+
+
+def test_in_process_outputs_stay_bounded(data, log, tmp_path):
+    # 64 entries at most: after 64 other image sets, the first is computed again.
+    X, y = data
+    clf = make(log, str(tmp_path / "cache")).fit(X, y)
+    forwards = []
+    clf.net_.module_.register_forward_hook(lambda *args: forwards.append(1))
+    clf.predict_proba(X[:2])
+    clf.predict_proba(X[:2])
+    assert len(forwards) == 1  # kept
+    rng = np.random.RandomState(0)
+    for _ in range(64):
+        clf.predict_proba(rng.rand(2, *X.shape[1:]).astype(np.float32))
+    assert len(forwards) == 65
+    clf.predict_proba(X[:2])
+    assert len(forwards) == 66  # the oldest entry went out
