@@ -44,6 +44,7 @@ from skorch import NeuralNet
 from ._inputs import ImageBatches
 from ._spec import TrainingSpec
 from ._training import train_network
+from ._weights import Weights
 
 
 class TrainingCache:
@@ -107,6 +108,8 @@ def code_version() -> tuple:
 
 def _content(value):
     """``value`` reduced to what decides its behaviour, for hashing."""
+    if isinstance(value, Weights):
+        return "weights", value.digest
     if isinstance(value, torch.nn.Module):
         state = {k: v.detach().cpu().numpy() for k, v in value.state_dict().items()}
         submodules = [

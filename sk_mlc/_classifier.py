@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Mapping
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
@@ -17,8 +20,15 @@ from ._decode import _MODES
 from ._inputs import InputSpec, read_images
 from ._outputs import cached_outputs
 from ._spec import TrainingSpec
-from ._targets import check_threshold, resolve_target
-from ._training import predict_logits, train_network
+from ._targets import check_threshold, partial_fit_target, resolve_target
+from ._training import (
+    continue_network,
+    predict_logits,
+    start_network,
+    train_epoch,
+    train_network,
+)
+from ._weights import Weights
 
 _LAYOUTS = ("auto", "NHWC", "NCHW")
 
@@ -64,6 +74,55 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     dropout : float, default=0.1
         Dropout before the output layer.
 
+    weights : str, path, mapping, CNNClassifier or None, default=None
+        The backbone's starting weights; None initialises it at random.
+
+        * A path to a state dict saved with ``torch.save`` (``.pt``, ``.pth``;
+          read with ``weights_only=True``) or to a ``.safetensors`` file. A
+          file that holds anything but tensors (a pickled model, a crafted
+          payload) is refused with a ``ValueError``: nothing in it runs.
+        * A state dict (a mapping of names to tensors or arrays).
+        * A fitted ``CNNClassifier``, whose trained backbone (and, with
+          ``normalize="auto"``, input statistics) is reused with a new head
+          sized for this target. Inside ``GridSearchCV`` or
+          ``cross_val_score``, wrap it in
+          :class:`sklearn.frozen.FrozenEstimator`: ``clone`` re-creates a
+          bare estimator parameter unfitted, but leaves a frozen one as is.
+
+        Every parameter and buffer of the backbone (``module``, or the
+        built-in CNN) must be in the weights with its shape, else a
+        ``ValueError`` lists the missing or mismatched names. Entries the
+        backbone lacks (typically the old classifier head, ``fc.*`` or
+        ``_fc.*``) are ignored with a warning that names them.
+
+    freeze_epochs : int, default=0
+        The first ``freeze_epochs`` of the ``max_epochs`` train only the head:
+        the backbone runs without autograd, in eval mode (its BatchNorm
+        statistics do not move), which makes those epochs several times
+        cheaper. The remaining epochs fine-tune everything.
+        ``freeze_epochs >= max_epochs`` is a linear probe. Used with
+        ``weights``; epochs count over the network's life, so ``partial_fit``
+        calls freeze for as long as the first epochs of ``fit`` would.
+
+    normalize : "auto", "imagenet" or (mean, std), default="auto"
+        The per-channel standardisation applied inside the network, on the
+        [0, 1] pixel scale. "auto" learns mean and std from the training
+        images, or takes them from the fitted ``CNNClassifier`` given as
+        ``weights`` (its backbone learned on them). "imagenet" uses ImageNet's
+        statistics, which backbones pretrained on ImageNet expect (3 channels:
+        pass ``image_mode="RGB"`` for grey images). A pair of sequences (one
+        value or one per channel each) is used as given. Train from scratch
+        with "auto"; start from a published backbone with the statistics it
+        was trained with.
+
+    warm_start : bool, default=False
+        When True and the estimator is fitted, ``fit`` continues training the
+        fitted network (a fresh optimizer and schedule over ``max_epochs``)
+        instead of starting anew; ``y`` must have the same classes (or
+        labels) and the images the same shape, else a ``ValueError``.
+        ``weights`` is then not read. With ``memory``, the cache key holds the
+        network it started from.
+
     threshold : float or array-like of shape (n_labels,), default=0.5
         Decision threshold on the positive-class probability for binary and
         multi-label targets (one value per label, or one for all); a sample is
@@ -107,7 +166,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         other sizes or channel counts and converts them the same way.
 
     max_epochs : int, default=12
-        Number of passes over the training data.
+        Number of passes over the training data (``fit``; each ``partial_fit``
+        call is one pass).
 
     batch_size : int or "auto", default="auto"
         Images per training and prediction batch. "auto" is 128, lowered on
@@ -122,7 +182,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     lr_schedule : {"onecycle", "constant"}, default="onecycle"
         "onecycle" warms the learning rate up and anneals it over
         ``max_epochs`` (``torch.optim.lr_scheduler.OneCycleLR``, stepped per
-        batch); "constant" keeps ``lr``.
+        batch); "constant" keeps ``lr``. ``partial_fit`` always trains at the
+        constant ``lr`` (an open-ended series of calls has no end to anneal
+        towards); lower ``lr`` with ``set_params`` to fine-tune gently.
 
     optimizer : type, default=torch.optim.AdamW
         A ``torch.optim.Optimizer`` class (or a callable like it, e.g. a
@@ -256,6 +318,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "width": [Interval(Integral, 1, None, closed="left")],
         "depth": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "weights": [str, os.PathLike, Mapping, BaseEstimator, None],
+        "freeze_epochs": [Interval(Integral, 0, None, closed="left")],
+        "normalize": [StrOptions({"auto", "imagenet"}), tuple, list],
+        "warm_start": ["boolean"],
         "threshold": [Interval(Real, 0, 1, closed="both"), "array-like"],
         "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
         "image_shape": [tuple, list, None],
@@ -290,6 +356,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         width=16,
         depth="auto",
         dropout=0.1,
+        weights=None,
+        freeze_epochs=0,
+        normalize="auto",
+        warm_start=False,
         threshold=0.5,
         class_weight=None,
         image_shape=None,
@@ -317,6 +387,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.width = width
         self.depth = depth
         self.dropout = dropout
+        self.weights = weights
+        self.freeze_epochs = freeze_epochs
+        self.normalize = normalize
+        self.warm_start = warm_start
         self.threshold = threshold
         self.class_weight = class_weight
         self.image_shape = image_shape
@@ -375,7 +449,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         y_encoded = target.fit_encode(y)
         if target.uses_threshold:
             check_threshold(self.threshold, target.n_labels, name)
-        spec = TrainingSpec.from_estimator(self, target, n_samples=len(images))
+        init = None
+        if self.warm_start and hasattr(self, "net_"):
+            init = self._warm_start_from(target, images.image_shape)
+        spec = TrainingSpec.from_estimator(
+            self, target, len(images), channels=images.image_shape[0], init=init
+        )
 
         if self.memory is None:
             net, weights_id = train_network(spec, images, y_encoded), None
@@ -390,19 +469,123 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             net, weights_id = train_network(spec, images, y_encoded), None
         else:
             net, weights_id = TrainingCache(self.memory).train(spec, images, y_encoded)
+        self._set_fitted(
+            inputs.fitted(images), images.image_shape, target, spec, net, weights_id
+        )
+        self._incremental_ = False
+        return self
 
-        self._input_spec_ = inputs.fitted(images)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """Train one more epoch on ``X``, ``y``, at the constant ``lr``.
+
+        scikit-learn's incremental convention: the first call (on an unfitted
+        estimator) builds the network, learning the input statistics from its
+        batch as ``normalize`` says; each call is one pass over the data it
+        is given. The optimizer state (moment estimates) carries over from
+        call to call, and from a previous ``fit``. ``memory`` is not used.
+
+        Parameters
+        ----------
+        X : array-like or sequence of image paths / PIL images
+            Images, as for ``fit``; later calls need the first call's shape.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels within ``classes``, or a multi-hot indicator matrix.
+        classes : array-like of shape (n_classes,), default=None
+            Every class label of a 1-D target; required on the first call (a
+            batch need not hold them all), optional later (it must then match
+            ``classes_``). A multi-hot ``y`` names its labels by its columns.
+
+        Returns
+        -------
+        self : CNNClassifier
+            The estimator, one epoch further.
+        """
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(
+                f"{name} requires y to be passed, but the target y is None."
+            )
+        first = not hasattr(self, "net_")
+        if first:
+            inputs = InputSpec.from_params(
+                self.image_shape, self.layout, self.image_size, self.image_mode, name
+            )
+            images, y = read_images(self, X, y, spec=inputs, reset=True)
+            target = partial_fit_target(y, classes, name)
+            if target.target_type == "multilabel-indicator":
+                target.fit_encode(y)
+        else:
+            target = self._target_
+            if (
+                classes is not None
+                and target.target_type != "multilabel-indicator"
+                and not np.array_equal(np.unique(np.asarray(classes)), self.classes_)
+            ):
+                raise ValueError(
+                    f"{name}: classes={np.unique(classes).tolist()} is not the "
+                    f"classes_ {self.classes_.tolist()} of the fitted model. Call "
+                    "fit to start over with other classes."
+                )
+            images, y = read_images(
+                self,
+                X,
+                y,
+                spec=self._input_spec_,
+                reset=False,
+                expected_shape=self.input_shape_,
+            )
+        y_encoded = target.encode(y, name)
+        spec = TrainingSpec.from_estimator(
+            self, target, len(images), channels=images.image_shape[0], incremental=True
+        )
+        if first:
+            net = start_network(spec, images, y_encoded)
+            inputs = inputs.fitted(images)
+        else:
+            net = self.net_ if self._incremental_ else continue_network(self.net_, spec)
+            inputs = self._input_spec_
+        train_epoch(net, spec, images, y_encoded)
+        self._set_fitted(inputs, images.image_shape, target, spec, net, None)
+        self._incremental_ = True
+        return self
+
+    def _warm_start_from(self, target, image_shape) -> Weights:
+        """The fitted network, checked against this fit's target and images."""
+        name = type(self).__name__
+        fitted = self._target_
+        same_target = fitted.target_type == target.target_type and np.array_equal(
+            fitted.classes_, target.classes_
+        )
+        if not same_target:
+            raise ValueError(
+                f"{name}: warm_start=True continues the fitted network, trained on a "
+                f"{fitted.target_type} target with classes {fitted.classes_.tolist()}"
+                f"; this y is {target.target_type} with classes "
+                f"{target.classes_.tolist()}. Set warm_start=False to train anew "
+                "(or pass the fitted model as weights= to reuse its backbone)."
+            )
+        if tuple(image_shape) != tuple(self.input_shape_):
+            raise ValueError(
+                f"{name}: warm_start=True continues the fitted network, trained on "
+                f"images of shape (C, H, W) = {self.input_shape_}; these are "
+                f"{tuple(image_shape)}. Set image_size/image_mode, or "
+                "warm_start=False."
+            )
+        return Weights.from_module(self.net_.module_, "the fitted network")
+
+    def _set_fitted(self, inputs, image_shape, target, spec, net, weights_id) -> None:
+        self._input_spec_ = inputs
         self._target_ = target
         self._weights_id_ = weights_id
         self.classes_ = target.classes_
         self.target_type_ = target.target_type
         self.out_activation_ = target.out_activation
         self.n_outputs_ = target.n_outputs
-        self.input_shape_ = images.image_shape
+        self.input_shape_ = tuple(image_shape)
         self.device_ = spec.device
         self.net_ = net
         self.n_iter_ = len(net.history)
-        return self
 
     @property
     def criterion_(self) -> nn.Module:

@@ -98,6 +98,43 @@ class ConvNet(nn.Module):
         return self.features(x)
 
 
+class Classifier(nn.Sequential):
+    """``Standardize -> backbone -> [global pool] -> [dropout] -> Linear``.
+
+    A ``Sequential`` (``module[0]`` is the standardisation, ``module[1]`` the
+    backbone, ``module[-1]`` the output layer) that can freeze its backbone:
+    while :attr:`frozen`, the backbone runs without autograd and in eval mode,
+    so neither its weights nor its BatchNorm statistics move, and a training
+    step costs a forward pass through it plus the head.
+    """
+
+    frozen: bool = False
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self[1]
+
+    def freeze(self, frozen: bool = True) -> Classifier:
+        """Freeze (or unfreeze) the backbone; returns the module."""
+        self.frozen = bool(frozen)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> Classifier:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # BatchNorm keeps its running statistics
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index, layer in enumerate(self):
+            if index == 1 and self.frozen and torch.is_grad_enabled():
+                with torch.no_grad():
+                    x = layer(x)
+            else:
+                x = layer(x)
+        return x
+
+
 def build_module(
     backbone: nn.Module,
     image_shape: tuple[int, int, int],
@@ -107,7 +144,7 @@ def build_module(
     dropout: float,
     *,
     owner: str = "",
-) -> nn.Sequential:
+) -> Classifier:
     """``Standardize -> backbone -> [global pool] -> dropout -> Linear(n_outputs)``.
 
     The backbone's output size is found with one dry run on a zero image, so any
@@ -142,7 +179,16 @@ def build_module(
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(out.shape[1], n_outputs))
-    return nn.Sequential(*layers)
+    return Classifier(*layers)
+
+
+def input_statistics(module: nn.Sequential) -> tuple[np.ndarray, np.ndarray]:
+    """The per-channel ``(mean, std)`` that ``module``'s ``Standardize`` applies."""
+    standardize = module[0]
+    return (
+        standardize.mean.detach().cpu().numpy().ravel().copy(),
+        standardize.std.detach().cpu().numpy().ravel().copy(),
+    )
 
 
 def set_input_statistics(module: nn.Sequential, mean, std) -> None:

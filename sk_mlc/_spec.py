@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import LRScheduler
 
 from ._targets import _Target
+from ._weights import Weights, read_weights
 
 # batch_size="auto": this many images per batch, but at least ~10 batches per
 # epoch on small data sets (and never fewer than 8 images per batch).
@@ -28,6 +29,10 @@ _MIN_AUTO_BATCH = 8
 
 # early_stopping with validation_fraction=None holds out this share.
 _EARLY_STOPPING_FRACTION = 0.1
+
+# normalize="imagenet": the per-channel statistics of ImageNet's training set,
+# on the [0, 1] pixel scale, which ImageNet-pretrained backbones expect.
+IMAGENET_STATISTICS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 # Fields that change how training runs, never what it computes: not in the key.
 RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name"})
@@ -42,6 +47,13 @@ class TrainingSpec:
     width: int
     depth: int | str
     dropout: float
+    # Where training starts: the backbone's weights (``weights``), or, for
+    # warm_start, the whole network of the previous fit; and the input
+    # statistics, None to learn them from the training images.
+    weights: Weights | None
+    init: Weights | None
+    statistics: tuple | None
+    freeze_epochs: int
     # The loss, decided by the target.
     target: _Target
     class_weight: object
@@ -66,8 +78,22 @@ class TrainingSpec:
     name: str  # the estimator's, for error messages
 
     @classmethod
-    def from_estimator(cls, estimator, target: _Target, n_samples: int):
-        """Resolve and check ``estimator``'s training parameters for ``n_samples``."""
+    def from_estimator(
+        cls,
+        estimator,
+        target: _Target,
+        n_samples: int,
+        *,
+        channels: int,
+        init: Weights | None = None,
+        incremental: bool = False,
+    ):
+        """Resolve and check ``estimator``'s training parameters.
+
+        ``n_samples`` images of ``channels`` channels; ``init`` is the network
+        a warm start continues from. ``incremental`` is ``partial_fit``'s
+        setting: one epoch at the constant ``lr``, no validation split.
+        """
         name = type(estimator).__name__
         if n_samples < 2:
             raise ValueError(
@@ -82,8 +108,13 @@ class TrainingSpec:
                 "batch_size >= 2 (or 'auto'); a last batch of one image is "
                 "merged into the one before it."
             )
+        weights = read_weights(estimator.weights, name)
+        statistics = resolve_statistics(estimator.normalize, weights, channels, name)
         fraction = estimator.validation_fraction
-        if fraction is None and estimator.early_stopping:
+        early_stopping = estimator.early_stopping and not incremental
+        if incremental:
+            fraction = None
+        elif fraction is None and early_stopping:
             fraction = _EARLY_STOPPING_FRACTION
         n_train = n_samples
         if fraction is not None:
@@ -98,7 +129,8 @@ class TrainingSpec:
                     "early_stopping)."
                 )
         callbacks = tuple(estimator.callbacks or ())
-        if estimator.lr_schedule != "constant" and any(
+        lr_schedule = "constant" if incremental else estimator.lr_schedule
+        if lr_schedule != "constant" and any(
             isinstance(c[1] if isinstance(c, tuple) else c, LRScheduler)
             for c in callbacks
         ):
@@ -115,15 +147,19 @@ class TrainingSpec:
             width=estimator.width,
             depth=estimator.depth,
             dropout=estimator.dropout,
+            weights=weights,
+            init=init,
+            statistics=statistics,
+            freeze_epochs=estimator.freeze_epochs,
             target=target,
             class_weight=estimator.class_weight,
-            max_epochs=estimator.max_epochs,
+            max_epochs=1 if incremental else estimator.max_epochs,
             batch_size=resolve_batch_size(estimator.batch_size, n_train),
             lr=estimator.lr,
-            lr_schedule=estimator.lr_schedule,
+            lr_schedule=lr_schedule,
             optimizer=estimator.optimizer,
             weight_decay=estimator.weight_decay,
-            early_stopping=estimator.early_stopping,
+            early_stopping=early_stopping,
             validation_fraction=fraction,
             n_iter_no_change=estimator.n_iter_no_change,
             augment=estimator.augment,
@@ -142,6 +178,39 @@ class TrainingSpec:
             for field in fields(self)
             if field.name not in RUNTIME_FIELDS
         }
+
+
+def resolve_statistics(normalize, weights: Weights | None, channels: int, name: str):
+    """``normalize`` as a ``(mean, std)`` pair of arrays, or None: learn them."""
+    if isinstance(normalize, str):
+        if normalize == "auto":
+            return None if weights is None else weights.statistics
+        mean, std = IMAGENET_STATISTICS  # "imagenet"
+        if channels != 3:
+            raise ValueError(
+                f"{name}: normalize='imagenet' needs 3-channel (RGB) images; the "
+                f"training images have {channels} channel(s). Pass image_mode='RGB' "
+                "to convert them, or use normalize='auto'."
+            )
+    else:
+        try:
+            mean, std = normalize
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name}: normalize must be 'auto', 'imagenet' or a (mean, std) pair; "
+                f"got {normalize!r}."
+            ) from None
+    mean = np.asarray(mean, dtype=np.float32).ravel()
+    std = np.asarray(std, dtype=np.float32).ravel()
+    sizes_fit = mean.size in (1, channels) and std.size in (1, channels)
+    finite = np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+    if not sizes_fit or not finite or not np.all(std > 0):
+        raise ValueError(
+            f"{name}: normalize's mean and std must each be one finite number or one "
+            f"per channel ({channels}), with std > 0; got mean={mean.tolist()}, "
+            f"std={std.tolist()}."
+        )
+    return np.broadcast_to(mean, channels).copy(), np.broadcast_to(std, channels).copy()
 
 
 def resolve_batch_size(batch_size, n_samples: int | None = None) -> int:

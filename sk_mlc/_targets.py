@@ -69,8 +69,24 @@ class _Target:
     def check_y(self, y, name: str) -> None:
         """Raise a ``ValueError`` naming ``name`` if this kind cannot learn ``y``."""
 
-    def fit_encode(self, y) -> np.ndarray:
-        """Learn the labels of a checked ``y``; return ``y`` encoded for the loss."""
+    def fit_encode(self, y, classes=None) -> np.ndarray:
+        """Learn the labels of a checked ``y`` (or ``classes``); encode ``y``."""
+        y = column_or_1d(y, warn=True)
+        self.classes_ = LabelEncoder().fit(y if classes is None else classes).classes_
+        return self.encode(y, "")
+
+    def encode(self, y, name: str) -> np.ndarray:
+        """``y`` encoded for the loss with the learned labels (``partial_fit``)."""
+        y = column_or_1d(y, warn=True)
+        unknown = [label for label in np.unique(y) if label not in set(self.classes_)]
+        if unknown:
+            raise ValueError(
+                f"{name}: y holds label(s) {unknown[:10]} outside the classes "
+                f"{self.classes_.tolist()} given to the first partial_fit call."
+            )
+        return self._encoded(np.searchsorted(self.classes_, y))
+
+    def _encoded(self, indices: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def check_class_weight(self, class_weight, name: str) -> None:
@@ -125,11 +141,8 @@ class _BinaryTarget(_Target):
                 "classes."
             )
 
-    def fit_encode(self, y):
-        y = column_or_1d(y, warn=True)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        return encoder.transform(y).astype(np.float32)[:, None]
+    def _encoded(self, indices):
+        return indices.astype(np.float32)[:, None]
 
     def criterion(self, class_weight, y_encoded):
         pos_weight = None
@@ -165,11 +178,8 @@ class _MulticlassTarget(_Target):
     def n_outputs(self) -> int:
         return len(self.classes_)
 
-    def fit_encode(self, y):
-        y = column_or_1d(y, warn=True)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        return encoder.transform(y).astype(np.int64)
+    def _encoded(self, indices):
+        return indices.astype(np.int64)
 
     def criterion(self, class_weight, y_encoded):
         weight = None
@@ -212,11 +222,21 @@ class _MultilabelTarget(_Target):
                 "sklearn.preprocessing.MultiLabelBinarizer."
             )
 
-    def fit_encode(self, y):
+    def fit_encode(self, y, classes=None):
         self.sparse_ = sp.issparse(y)
         dense = _dense(y)
         self.dtype_ = dense.dtype
         self.classes_ = np.arange(dense.shape[1])
+        return dense.astype(np.float32)
+
+    def encode(self, y, name):
+        dense = _dense(y)
+        if dense.ndim != 2 or dense.shape[1] != self.n_labels:
+            raise ValueError(
+                f"{name}: expected a multi-hot y with {self.n_labels} columns, as in "
+                f"the first partial_fit call; got shape {dense.shape}."
+            )
+        self.check_y(dense, name)
         return dense.astype(np.float32)
 
     def criterion(self, class_weight, y_encoded):
@@ -287,6 +307,38 @@ def resolve_target(
     # Checked here, where the estimator's name is known (the target object is
     # part of the training cache key, so it does not keep the name).
     target.check_y(y, estimator_name)
+    return target
+
+
+def partial_fit_target(y, classes, estimator_name: str) -> _Target:
+    """The target of a first ``partial_fit`` call: 1-D ``y`` needs ``classes``.
+
+    One batch may hold a single class, or two of ten: the kind (binary or
+    multiclass) follows ``classes``, not the batch.
+    """
+    if np.ndim(y) == 2 or sp.issparse(y):
+        target = resolve_target(y, estimator_name, kinds=("multilabel-indicator",))
+        n_labels = y.shape[1]
+        if classes is not None and len(classes) != n_labels:
+            raise ValueError(
+                f"{estimator_name}: a multi-hot y names its labels by its {n_labels} "
+                f"columns; classes has {len(classes)} entries. Leave classes=None."
+            )
+        return target
+    if classes is None:
+        raise ValueError(
+            f"{estimator_name}: the first partial_fit call on a 1-D y needs "
+            "classes=..., every class label the model will ever see (a batch may "
+            "lack some)."
+        )
+    classes = np.unique(np.asarray(classes))
+    if len(classes) < 2:
+        raise ValueError(
+            f"{estimator_name}: classes must name at least 2 classes; got "
+            f"{classes.tolist()}."
+        )
+    target = _BinaryTarget() if len(classes) == 2 else _MulticlassTarget()
+    target.classes_ = classes
     return target
 
 

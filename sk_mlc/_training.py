@@ -8,21 +8,23 @@ net; what the logits mean is the target's business (``_targets.py``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 from skorch.utils import to_numpy, to_tensor
 
 from ._augment import Augmenter
 from ._data import BatchDataset, BatchSampler, batch_loader
 from ._inputs import ImageBatches, channel_stats
-from ._network import ConvNet, build_module, set_input_statistics
+from ._network import Classifier, ConvNet, build_module, set_input_statistics
 from ._spec import TrainingSpec, resolve_batch_size
+from ._weights import load_into
 
 # Input statistics of lazily decoded images come from a sample, not a full pass.
 _MAX_STATS_IMAGES = 1024
@@ -122,38 +124,148 @@ def train_network(
 ) -> NeuralNet:
     """Train a network as ``spec`` says on ``images`` and the encoded target."""
     train_index, valid_index = _split(spec, y_encoded)
+    with _seeded(spec):
+        module = _start_module(spec, images, train_index)
+        net = _build_net(spec, module, images, y_encoded, train_index, valid_index)
+        _fit(net, spec, BatchDataset(images, y_encoded, train_index))
+    return net
+
+
+def start_network(
+    spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+) -> NeuralNet:
+    """An initialised, untrained network for ``partial_fit``'s first call."""
+    with _seeded(spec):
+        index = np.arange(len(images))
+        module = _start_module(spec, images, index)
+        net = _build_net(spec, module, images, y_encoded, index, None)
+        net.initialize()
+    return net
+
+
+def initialize_network(
+    spec: TrainingSpec, image_shape: tuple[int, int, int]
+) -> NeuralNet:
+    """An initialised network for images of ``image_shape``, without any data.
+
+    Its weights and input statistics are the untrained ones: the caller loads
+    a state dict into ``net.module_`` (for example one that was saved).
+    """
+    with _seeded(spec):
+        module = _build(spec, image_shape).to(memory_format=torch.channels_last)
+        net = _build_net(spec, module, None, None, None, None)
+        net.initialize()
+    return net
+
+
+def continue_network(net: NeuralNet, spec: TrainingSpec) -> NeuralNet:
+    """A network for ``partial_fit`` around ``net``'s module (after ``fit``).
+
+    ``net`` was built for ``fit``: a schedule over its epochs, maybe a
+    validation split of the old data. The new one trains at a constant rate
+    on whatever each call passes; it starts from ``net``'s optimizer state
+    where that fits (moment estimates), at ``spec.lr``.
+    """
+    # The fit's criterion: its class weights came from the fit's data.
+    new = _build_net(spec, net.module_, None, None, None, None, net.criterion_)
+    new.initialize()
+    old = getattr(net, "optimizer_", None)
+    if old is not None:
+        try:
+            new.optimizer_.load_state_dict(old.state_dict())
+        except (ValueError, KeyError):
+            pass  # another optimizer class: start it afresh
+        for group in new.optimizer_.param_groups:
+            group["lr"] = spec.lr
+    new.history = copy.deepcopy(net.history)
+    return new
+
+
+def train_epoch(
+    net: NeuralNet, spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+) -> None:
+    """One more epoch of ``net`` over ``images`` (``partial_fit``)."""
+    epoch = len(net.history)
+    # A new shuffling order and new dropout masks for every call, reproducibly.
+    # (An attribute, as skorch keeps it: set_params would re-initialise.)
+    net.iterator_train__seed = spec.seed + epoch
+    with _seeded(spec, offset=epoch):
+        _fit(net, spec, BatchDataset(images, y_encoded), partial=True)
+
+
+@contextlib.contextmanager
+def _seeded(spec: TrainingSpec, offset: int = 0):
+    """Seed torch for one fit; the caller's global random state is restored."""
     cuda_devices = (
         [torch.device(spec.device).index or 0] if spec.device.startswith("cuda") else []
     )
-    # Seed torch for this fit only: the caller's global random state is restored.
     with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(spec.seed)
-        # The network first: a module that fails should fail before the pass
-        # over the pixels that the input statistics take.
-        channels = images.image_shape[0]
-        module = build_module(
-            _backbone(spec, images.image_shape),
-            images.image_shape,
-            spec.target.n_outputs,
-            np.zeros(channels, dtype=np.float32),
-            np.ones(channels, dtype=np.float32),
-            spec.dropout,
-            owner=spec.name,
-        )
+        torch.manual_seed(spec.seed + offset)
+        yield
+
+
+def _build(spec: TrainingSpec, image_shape) -> Classifier:
+    """The module, with the starting weights in its backbone."""
+    channels = image_shape[0]
+    module = build_module(
+        _backbone(spec, image_shape),
+        image_shape,
+        spec.target.n_outputs,
+        np.zeros(channels, dtype=np.float32),
+        np.ones(channels, dtype=np.float32),
+        spec.dropout,
+        owner=spec.name,
+    )
+    if spec.weights is not None:
+        load_into(spec.weights, module.backbone, spec.name)
+    return module
+
+
+def _start_module(spec: TrainingSpec, images: ImageBatches, train_index) -> Classifier:
+    # The network first: a module that fails, or weights that do not fit it,
+    # should fail before the pass over the pixels that the statistics take.
+    module = _build(spec, images.image_shape)
+    if spec.init is not None:  # warm start: everything, statistics included
+        module.load_state_dict(spec.init.state)
+    elif spec.statistics is not None:
+        set_input_statistics(module, *spec.statistics)
+    else:
         set_input_statistics(module, *_input_stats(spec, images, train_index))
-        # Channels-last weights make oneDNN (CPU) and cuDNN pick their fast
-        # NHWC convolution and pooling kernels: ~25% less training time for
-        # the default CNN on 2 CPU cores (benchmarks/bench_fashion.py).
-        module = module.to(memory_format=torch.channels_last)
-        net = _build_net(spec, module, images, y_encoded, train_index, valid_index)
-        try:
-            net.fit(BatchDataset(images, y_encoded, train_index), None)
-        except _Interrupted:
-            raise KeyboardInterrupt(
-                f"{spec.name}.fit was interrupted after {len(net.history)} "
-                "epoch(s); the half-trained network was discarded (and not cached)."
-            ) from None
-    return net
+    # Channels-last weights make oneDNN (CPU) and cuDNN pick their fast
+    # NHWC convolution and pooling kernels: ~25% less training time for
+    # the default CNN on 2 CPU cores (benchmarks/bench_fashion.py).
+    return module.to(memory_format=torch.channels_last)
+
+
+def _fit(net: _Net, spec: TrainingSpec, dataset, *, partial: bool = False) -> None:
+    try:
+        if partial:
+            net.partial_fit(dataset, None, epochs=1)
+        else:
+            net.fit(dataset, None)
+    except _Interrupted:
+        raise KeyboardInterrupt(
+            f"{spec.name}.fit was interrupted after {len(net.history)} "
+            "epoch(s); the half-trained network was discarded (and not cached)."
+        ) from None
+
+
+class FreezeBackbone(Callback):
+    """Train only the head for the first ``epochs`` epochs of the network.
+
+    Epochs count over the network's whole history, so ``partial_fit`` calls
+    freeze for as long as the first epochs of ``fit`` would.
+    """
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_begin(self, net, **kwargs):
+        # skorch has already opened this epoch's row: len(history) is 1-based.
+        net.module_.freeze(len(net.history) <= self.epochs)
+
+    def on_train_end(self, net, **kwargs):
+        net.module_.freeze(False)
 
 
 class _Interrupted(BaseException):
@@ -169,7 +281,13 @@ def _input_stats(spec: TrainingSpec, images: ImageBatches, train_index):
     return channel_stats(images, index, spec.batch_size)
 
 
-def _build_net(spec, module, images, y_encoded, train_index, valid_index) -> _Net:
+def _build_net(
+    spec, module, images, y_encoded, train_index, valid_index, criterion=None
+) -> _Net:
+    """The skorch net; ``images`` and ``y_encoded`` are None when there is no data.
+
+    ``y_encoded[train_index]`` sizes the class weights and the schedule.
+    """
     loader = {"num_workers": spec.num_workers, "pin_memory": spec.device != "cpu"}
     valid = None
     if valid_index is not None:
@@ -177,7 +295,11 @@ def _build_net(spec, module, images, y_encoded, train_index, valid_index) -> _Ne
     target = spec.target
     return _Net(
         module=module,
-        criterion=target.criterion(spec.class_weight, y_encoded[train_index]),
+        criterion=criterion
+        or target.criterion(
+            None if y_encoded is None else spec.class_weight,
+            None if y_encoded is None else y_encoded[train_index],
+        ),
         optimizer=spec.optimizer,
         optimizer__weight_decay=spec.weight_decay,
         lr=spec.lr,
@@ -190,7 +312,7 @@ def _build_net(spec, module, images, y_encoded, train_index, valid_index) -> _Ne
         **{f"iterator_train__{k}": v for k, v in loader.items()},
         **{f"iterator_valid__{k}": v for k, v in loader.items()},
         train_split=None if valid is None else predefined_split(valid),
-        callbacks=_callbacks(spec, len(train_index)),
+        callbacks=_callbacks(spec, 0 if train_index is None else len(train_index)),
         # Only for users of net_.predict_proba: sk_mlc's own prediction takes
         # logits from the module and lets the target apply the activation.
         predict_nonlinearity=target.activation,
@@ -275,6 +397,8 @@ def _split(spec: TrainingSpec, y_encoded: np.ndarray):
 
 def _callbacks(spec: TrainingSpec, n_train: int) -> list:
     callbacks = []
+    if spec.freeze_epochs:
+        callbacks.append(("freeze", FreezeBackbone(spec.freeze_epochs)))
     if spec.lr_schedule == "onecycle":
         steps = len(BatchSampler(n_train, spec.batch_size, False, 0))
         callbacks.append(
