@@ -6,13 +6,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import FAST, quadrant_images
 from safetensors.torch import save_file
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from sk_mlc import CNNClassifier
-
-from conftest import FAST, quadrant_images
 
 SMALL = {**FAST, "max_epochs": 2}
 
