@@ -376,7 +376,7 @@ def test_a_label_constant_in_training_reads_its_one_proba_column_from_classes():
     X = np.random.RandomState(0).rand(30, 2)
     Y = np.column_stack([np.arange(30) % 2, np.zeros(30, int), np.ones(30, int)])
     forest = RandomForestClassifier(n_estimators=3, random_state=0)
-    y_pred = ThresholdTunerCV(forest, cv=3).fit(X, Y).predict(X)
+    y_pred = ThresholdTunerCV(forest, cv=3, min_positives=0).fit(X, Y).predict(X)
     assert (y_pred[:, 1] == 0).all() and (y_pred[:, 2] == 1).all()
 
 
