@@ -433,7 +433,7 @@ def photo_notes(args, photos, checks):
         "row (the same draws for every method), tested on every photo not "
         f"drawn. EfficientNet-Lite0 sees the 25x25 crops resized to "
         f"{args.size}x{args.size} (`image_size={args.size}`; 224 would cost "
-        "about 3x the time for the same 25x25 pixels) and copied to RGB "
+        "about 3.5x the forward time for the same 25x25 pixels) and copied to RGB "
         '(`image_mode="RGB"`), `normalize="imagenet"`, '
         f"{args.epochs} epochs: all frozen for the probe "
         f"(`freeze_epochs={args.epochs}`, `lr={args.probe_lr:g}`), "
