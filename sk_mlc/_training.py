@@ -16,6 +16,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
+from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_numpy, to_tensor
 
@@ -23,6 +24,7 @@ from ._augment import Augmenter
 from ._data import BatchDataset, BatchSampler, batch_loader
 from ._inputs import ImageBatches, channel_stats
 from ._network import Classifier, ConvNet, build_module, set_input_statistics
+from ._precision import autocast, grad_scaler
 from ._spec import TrainingSpec, resolve_batch_size
 from ._weights import load_into
 
@@ -36,14 +38,20 @@ class _Net(NeuralNet):
     * Augmentation is applied in ``train_step_single`` on the training
       device, so validation and prediction never see it.
     * ``predict`` returns decisions, for skorch's scoring callbacks.
+    * ``precision``: the training, validation and evaluation steps run in
+      its autocast region, with a gradient scaler for float16
+      (``_precision.py``); "32" runs skorch's own steps.
     * ``fit_loop`` lets a user's Ctrl-C leave ``fit``.
     * Pickles leave the optimizer state out (``__getstate__``).
     """
 
-    def __init__(self, *args, augmenter=None, decision=None, **kwargs):
+    def __init__(
+        self, *args, augmenter=None, decision=None, precision="32", **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.augmenter = augmenter
         self.decision = decision
+        self.precision = precision
 
     def predict(self, X):
         """Decisions in the encoded target's format (threshold 0.5, or argmax).
@@ -55,10 +63,61 @@ class _Net(NeuralNet):
         return self.decision(self.predict_proba(X))
 
     def train_step_single(self, batch, **fit_params):
-        if self.augmenter is not None:
-            X, y = batch
-            batch = (self.augmenter(to_tensor(X, device=self.device)), y)
-        return super().train_step_single(batch, **fit_params)
+        batch = self._augmented(batch)
+        if self.precision == "32":
+            return super().train_step_single(batch, **fit_params)
+        # NeuralNet's step, in the autocast region, with a scaled loss for fp16.
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        with self.autocast():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if self.grad_scaler_ is None:
+            loss.backward()
+        else:
+            self.grad_scaler_.scale(loss).backward()
+            # Unscaled now, so that gradient callbacks (clipping) see the
+            # true gradients; the scaler's step then skips its own unscale.
+            self.grad_scaler_.unscale_(self.optimizer_)
+        return {"loss": loss, "y_pred": _float32(y_pred)}
+
+    def _augmented(self, batch):
+        """``batch`` on the device, augmented (training batches only)."""
+        if self.augmenter is None:
+            return batch
+        X, y = batch
+        return self.augmenter(to_tensor(X, device=self.device)), y
+
+    def _step_optimizer(self, step_fn):
+        if getattr(self, "grad_scaler_", None) is None:
+            return super()._step_optimizer(step_fn)
+        # GradScaler.step takes no closure: run the step, then step through it
+        # (it skips the update when the fp16 gradients overflowed).
+        step_fn()
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
+
+    def initialize_optimizer(self, *args, **kwargs):
+        super().initialize_optimizer(*args, **kwargs)
+        self.grad_scaler_ = self._make_grad_scaler()
+        return self
+
+    def _make_grad_scaler(self):
+        return grad_scaler(self.precision, self.device)
+
+    def autocast(self):
+        """The autocast region that training and prediction run in."""
+        return autocast(self.precision, self.device)
+
+    def validation_step(self, batch, **fit_params):
+        with self.autocast():
+            step = super().validation_step(batch, **fit_params)
+        # Scoring callbacks reuse these outputs.
+        return {**step, "y_pred": _float32(step["y_pred"])}
+
+    def evaluation_step(self, batch, training=False):
+        with self.autocast():
+            return _float32(super().evaluation_step(batch, training=training))
 
     def fit_loop(self, X, y=None, **fit_params):
         # skorch's partial_fit swallows KeyboardInterrupt and returns a half
@@ -93,6 +152,8 @@ class _Net(NeuralNet):
         state = dict(live)
         if "optimizer_" in state:
             state["optimizer_"] = None
+        if "grad_scaler_" in state:
+            state["grad_scaler_"] = None
         if "callbacks_" in state:
             state["callbacks_"] = [
                 (name, _without_scheduler(callback))
@@ -110,6 +171,13 @@ class _Net(NeuralNet):
         # training: continued training after a pickle restarts its optimizer.
         if getattr(self, "initialized_", False) and self.optimizer_ is None:
             self.initialize_optimizer()
+
+
+def _float32(y_pred):
+    """Outputs of an autocast region as float32: numpy has no bfloat16."""
+    if isinstance(y_pred, torch.Tensor) and y_pred.is_floating_point():
+        return y_pred.float()
+    return y_pred
 
 
 def _without_scheduler(callback):
@@ -317,6 +385,7 @@ def _build_net(
         # logits from the module and lets the target apply the activation.
         predict_nonlinearity=target.activation,
         decision=target.encoded_decision,
+        precision=spec.precision,
         augmenter=None
         if spec.augment is None
         else Augmenter(spec.augment, spec.seed, spec.device),
@@ -345,8 +414,9 @@ def predict_logits(
     was_training = net.module_.training
     net.module_.eval()
     try:
-        with torch.inference_mode():
-            logits = [to_numpy(net.infer(X)) for X, _ in loader]
+        with torch.inference_mode(), net.autocast():
+            # float32 logits whatever the autocast region computed in.
+            logits = [to_numpy(net.infer(X).float()) for X, _ in loader]
     finally:
         net.module_.train(was_training)
     return np.concatenate(logits)
