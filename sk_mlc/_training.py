@@ -22,6 +22,7 @@ from skorch.utils import to_numpy, to_tensor
 
 from ._augment import Augmenter
 from ._data import BatchDataset, BatchSampler, batch_loader
+from ._device_data import DeviceImages, training_images
 from ._inputs import ImageBatches, channel_stats
 from ._network import Classifier, ConvNet, build_module, set_input_statistics
 from ._precision import autocast, grad_scaler
@@ -45,9 +46,7 @@ class _Net(NeuralNet):
     * Pickles leave the optimizer state out (``__getstate__``).
     """
 
-    def __init__(
-        self, *args, augmenter=None, decision=None, precision="32", **kwargs
-    ):
+    def __init__(self, *args, augmenter=None, decision=None, precision="32", **kwargs):
         super().__init__(*args, **kwargs)
         self.augmenter = augmenter
         self.decision = decision
@@ -83,10 +82,31 @@ class _Net(NeuralNet):
 
     def _augmented(self, batch):
         """``batch`` on the device, augmented (training batches only)."""
+        batch = self.to_device(batch)
         if self.augmenter is None:
             return batch
         X, y = batch
         return self.augmenter(to_tensor(X, device=self.device)), y
+
+    def batch_device(self):
+        """Where batches go: the net's device (or, with accelerate, its)."""
+        return self.device
+
+    def to_device(self, batch):
+        """``batch`` on the GPU, copied without blocking (from pinned memory).
+
+        skorch's own copy (in ``infer``) blocks until it is done, so the next
+        batch could not be prepared meanwhile. On the CPU nothing moves.
+        """
+        device = self.batch_device()
+        if device is None or torch.device(device).type == "cpu":
+            return batch
+        return tuple(
+            part.to(device, non_blocking=True)
+            if isinstance(part, torch.Tensor)
+            else part
+            for part in batch
+        )
 
     def _step_optimizer(self, step_fn):
         if getattr(self, "grad_scaler_", None) is None:
@@ -110,12 +130,14 @@ class _Net(NeuralNet):
         return autocast(self.precision, self.device)
 
     def validation_step(self, batch, **fit_params):
+        batch = self.to_device(batch)
         with self.autocast():
             step = super().validation_step(batch, **fit_params)
         # Scoring callbacks reuse these outputs.
         return {**step, "y_pred": _float32(step["y_pred"])}
 
     def evaluation_step(self, batch, training=False):
+        batch = self.to_device(batch)
         with self.autocast():
             return _float32(super().evaluation_step(batch, training=training))
 
@@ -194,8 +216,10 @@ def train_network(
     train_index, valid_index = _split(spec, y_encoded)
     with _seeded(spec):
         module = _start_module(spec, images, train_index)
-        net = _build_net(spec, module, images, y_encoded, train_index, valid_index)
-        _fit(net, spec, BatchDataset(images, y_encoded, train_index))
+        # On CUDA, in-memory arrays move to the device once (_device_data.py).
+        batches = training_images(images, spec.device)
+        net = _build_net(spec, module, batches, y_encoded, train_index, valid_index)
+        _fit(net, spec, BatchDataset(batches, y_encoded, train_index))
     return net
 
 
@@ -357,6 +381,9 @@ def _build_net(
     ``y_encoded[train_index]`` sizes the class weights and the schedule.
     """
     loader = {"num_workers": spec.num_workers, "pin_memory": spec.device != "cpu"}
+    if isinstance(images, DeviceImages):
+        # Batches are built on the device: nothing to pin, no work for workers.
+        loader = {"num_workers": 0, "pin_memory": False}
     valid = None
     if valid_index is not None:
         valid = BatchDataset(images, y_encoded, valid_index)
@@ -416,7 +443,9 @@ def predict_logits(
     try:
         with torch.inference_mode(), net.autocast():
             # float32 logits whatever the autocast region computed in.
-            logits = [to_numpy(net.infer(X).float()) for X, _ in loader]
+            logits = [
+                to_numpy(net.infer(net.to_device((X,))[0]).float()) for X, _ in loader
+            ]
     finally:
         net.module_.train(was_training)
     return np.concatenate(logits)
