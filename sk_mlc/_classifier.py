@@ -721,6 +721,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         new.accelerator = self.accelerator
         return new
 
+    def __getstate__(self):
+        """Pickle without the ``accelerator`` (process state): None when loaded."""
+        state = super().__getstate__()
+        if state.get("accelerator") is not None:
+            state = {**state, "accelerator": None}
+        return state
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True

@@ -76,7 +76,7 @@ class TrainingSpec:
     # "32", "bf16-mixed" or "16-mixed", resolved (see _precision.py).
     precision: str
     # An accelerate.Accelerator's (num_processes, gradient_accumulation_steps):
-    # data parallel training changes the weights; None without an accelerator.
+    # data parallel training changes the weights; None for (1, 1) or without.
     data_parallel: tuple[int, int] | None
     # How it runs (RUNTIME_FIELDS).
     verbose: int
@@ -149,7 +149,7 @@ class TrainingSpec:
         seed = check_random_state(estimator.random_state).randint(
             np.iinfo(np.int32).max
         )
-        device, precision, data_parallel = _placement(estimator, name)
+        device, precision, data_parallel = _placement(estimator, name, incremental)
         return cls(
             module=estimator.module,
             width=estimator.width,
@@ -234,13 +234,15 @@ def resolve_batch_size(batch_size, n_samples: int | None = None) -> int:
     return int(min(_AUTO_BATCH, max(_MIN_AUTO_BATCH, n_samples // 10)))
 
 
-def _placement(estimator, name: str) -> tuple[str, str, tuple[int, int] | None]:
+def _placement(
+    estimator, name: str, incremental: bool
+) -> tuple[str, str, tuple[int, int] | None]:
     """The device, the resolved precision and the data parallel setting."""
     if estimator.accelerator is not None:
-        # Imported only here: accelerate is an optional extra.
+        # Imported here: it builds on skorch.hf, which plain fits never need.
         from ._accelerate import accelerator_placement
 
-        return accelerator_placement(estimator, name)
+        return accelerator_placement(estimator, name, incremental=incremental)
     device = resolve_device(estimator.device)
     return device, resolve_precision(estimator.precision, device, name), None
 

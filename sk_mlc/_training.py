@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 
 import numpy as np
 import torch
@@ -220,7 +221,21 @@ def train_network(
         batches = training_images(images, spec.device)
         net = _build_net(spec, module, batches, y_encoded, train_index, valid_index)
         _fit(net, spec, BatchDataset(batches, y_encoded, train_index))
+    if spec.accelerator is not None:
+        net = _without_accelerator(net, spec)
     return net
+
+
+def _without_accelerator(net: NeuralNet, spec: TrainingSpec) -> NeuralNet:
+    """The trained network in a plain net, which predicts, pickles and caches.
+
+    AccelerateMixin has unwrapped the module (DDP) at the end of training.
+    """
+    spec = dataclasses.replace(spec, accelerator=None)
+    plain = _build_net(spec, net.module_, None, None, None, None, net.criterion_)
+    plain.initialize()
+    plain.history = net.history
+    return plain
 
 
 def start_network(
@@ -388,7 +403,22 @@ def _build_net(
     if valid_index is not None:
         valid = BatchDataset(images, y_encoded, valid_index)
     target = spec.target
-    return _Net(
+    net_class, placement = _Net, {"device": spec.device}
+    if spec.accelerator is not None:
+        from ._accelerate import AcceleratedNet
+
+        # AccelerateMixin wants device=None: the accelerator places the net.
+        net_class = AcceleratedNet
+        placement = {
+            "accelerator": spec.accelerator,
+            "device": None,
+            "iterator_train__shard": _shard(spec),
+            # Its default sink prints the epoch table whatever verbose says.
+            "callbacks__print_log__sink": spec.accelerator.print
+            if spec.verbose
+            else _silent,
+        }
+    return net_class(
         module=module,
         criterion=criterion
         or target.criterion(
@@ -417,7 +447,7 @@ def _build_net(
         if spec.augment is None
         else Augmenter(spec.augment, spec.seed, spec.device),
         verbose=spec.verbose,
-        device=spec.device,
+        **placement,
     )
 
 
@@ -499,7 +529,7 @@ def _callbacks(spec: TrainingSpec, n_train: int) -> list:
     if spec.freeze_epochs:
         callbacks.append(("freeze", FreezeBackbone(spec.freeze_epochs)))
     if spec.lr_schedule == "onecycle":
-        steps = len(BatchSampler(n_train, spec.batch_size, False, 0))
+        steps = len(BatchSampler(n_train, spec.batch_size, False, 0, _shard(spec)))
         callbacks.append(
             (
                 "lr_schedule",
@@ -544,6 +574,15 @@ def _copy_callback(callback):
         return copy.deepcopy(callback)
     except Exception:
         return type(callback)(**callback.get_params(deep=False))
+
+
+def _shard(spec: TrainingSpec) -> tuple[int, int]:
+    """This process's share of the training batches: all of them, but with DDP."""
+    if spec.accelerator is None:
+        return 0, 1
+    from ._accelerate import shard
+
+    return shard(spec.accelerator)
 
 
 def _silent(*args, **kwargs) -> None:
