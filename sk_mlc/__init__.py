@@ -12,6 +12,7 @@ folder and CSV layouts.
 
 from ._classifier import CNNClassifier
 from ._decode import read_image
+from ._display import ThresholdDisplay
 from ._lazy import LazyImages
 from ._loader import ImageLoader
 from ._threshold import ThresholdTunerCV
@@ -20,6 +21,7 @@ __all__ = [
     "CNNClassifier",
     "ImageLoader",
     "LazyImages",
+    "ThresholdDisplay",
     "ThresholdTunerCV",
     "read_image",
 ]

@@ -54,7 +54,11 @@ class TrainingCache:
         self.memory = check_memory(memory)
 
     def train(
-        self, spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+        self,
+        spec: TrainingSpec,
+        images: ImageBatches,
+        y_encoded: np.ndarray,
+        sample_weight: np.ndarray | None = None,
     ) -> tuple[NeuralNet, str | None]:
         """The trained network and its identity (None when not cached).
 
@@ -62,9 +66,9 @@ class TrainingCache:
         network, in this process and in any other that shares the folder.
         """
         if self.memory.location is None:  # joblib.Memory(None) caches nothing
-            return train_network(spec, images, y_encoded), None
+            return train_network(spec, images, y_encoded, sample_weight), None
         try:
-            key = training_key(spec, images, y_encoded)
+            key = training_key(spec, images, y_encoded, sample_weight)
         except Exception as exc:
             warnings.warn(
                 "memory is ignored for this fit: the training parameters cannot be "
@@ -73,18 +77,21 @@ class TrainingCache:
                 UserWarning,
                 stacklevel=3,
             )
-            return train_network(spec, images, y_encoded), None
-        net = _memorized(self.memory)(key, spec, images, y_encoded)
+            return train_network(spec, images, y_encoded, sample_weight), None
+        net = _memorized(self.memory)(key, spec, images, y_encoded, sample_weight)
         # verbose is not in the key, so a loaded network carries the value of
         # the fit that trained it; show this fit's instead.
         net.verbose = spec.verbose
         return net, f"{self.memory.location}:{key}"
 
 
-def training_key(spec: TrainingSpec, images: ImageBatches, y_encoded) -> str:
+def training_key(
+    spec: TrainingSpec, images: ImageBatches, y_encoded, sample_weight=None
+) -> str:
     """A hash of everything that decides the trained weights."""
     settings = {name: _content(value) for name, value in spec.key_fields().items()}
-    return joblib.hash((settings, images.fingerprint(), y_encoded, code_version()))
+    data = (images.fingerprint(), y_encoded, sample_weight)
+    return joblib.hash((settings, data, code_version()))
 
 
 @functools.cache
@@ -162,11 +169,11 @@ _MEMORIZED: dict = {}
 def _memorized(memory):
     if memory.location not in _MEMORIZED:
         _MEMORIZED[memory.location] = memory.cache(
-            _train_cached, ignore=["spec", "images", "y_encoded"]
+            _train_cached, ignore=["spec", "images", "y_encoded", "sample_weight"]
         )
     return _MEMORIZED[memory.location]
 
 
-def _train_cached(key, spec, images, y_encoded):
+def _train_cached(key, spec, images, y_encoded, sample_weight):
     # Only ``key`` is hashed by joblib; it stands for all the other arguments.
-    return train_network(spec, images, y_encoded)
+    return train_network(spec, images, y_encoded, sample_weight)

@@ -209,3 +209,14 @@ def test_two_processes_train_one_network_on_their_shares(tmp_path):
     np.testing.assert_array_equal(first["valid_loss"], second["valid_loss"])
     np.testing.assert_array_equal(first["proba"], second["proba"])
     assert torch.isfinite(torch.from_numpy(first["proba"])).all()
+
+
+def test_sample_weights_train_alike_through_the_accelerator(accelerator, binary_data):
+    X, y = binary_data
+    weight = np.random.RandomState(0).rand(len(y))
+    plain = CNNClassifier(**PARAMS).fit(X, y, sample_weight=weight)
+    clf = CNNClassifier(**PARAMS, accelerator=accelerator)
+    clf.fit(X, y, sample_weight=weight)
+    np.testing.assert_allclose(
+        clf.predict_proba(X), plain.predict_proba(X), rtol=1e-5, atol=1e-6
+    )

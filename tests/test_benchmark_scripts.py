@@ -7,7 +7,8 @@ run mean nothing; only that the script works is tested, except for
 
 A quick run costs 5-10 s on 2 cores, ~3 s of it importing torch. The three
 cheapest (~20 s together) run by default; the others are marked slow
-(``pytest -m slow``): ``bench_multilabel.py`` ~8 s,
+(``pytest -m slow``): ``bench_imbalanced.py`` ~12 s,
+``bench_multilabel.py`` ~8 s,
 ``bench_threshold_search.py`` ~8-10 s, ``bench_memory.py`` ~40 s (seven child
 processes), ``bench_gpu.py`` ~5 s (on a machine without a GPU it only writes
 that nothing was measured).
@@ -42,12 +43,17 @@ needs_fashion = pytest.mark.skipif(
 SCRIPTS = {
     "bench_overhead.py": ("| path | fit seconds (median) |", False),
     "bench_fashion.py": ("| method | settings | fit seconds |", True),
+    "bench_imbalanced.py": ("| method | held-out macro-F1 | held-out micro-F1 |", True),
     "bench_multilabel.py": ("| method | micro-F1 | macro-F1 |", False),
     "bench_scaling.py": ("| measurement | size | seconds |", True),
     "bench_threshold_search.py": ("| method | thresholds | trainings |", True),
 }
 # Over the default suite's budget for smoke tests: run with -m slow.
-SLOW_SCRIPTS = {"bench_multilabel.py", "bench_threshold_search.py"}
+SLOW_SCRIPTS = {
+    "bench_imbalanced.py",
+    "bench_multilabel.py",
+    "bench_threshold_search.py",
+}
 
 
 def run_quick(script: str, out: Path) -> str:
