@@ -258,10 +258,15 @@ def train_network(
 def _without_accelerator(net: NeuralNet, spec: TrainingSpec) -> NeuralNet:
     """The trained network in a plain net, which predicts, pickles and caches.
 
-    AccelerateMixin has unwrapped the module (DDP) at the end of training.
+    The module comes out of its DDP wrapper only now, after every callback's
+    ``on_train_end``: EarlyStopping's best weights were taken from the
+    wrapper (its state dict's names start with "module."), and go back there.
     """
+    unwrap = spec.accelerator.unwrap_model
     spec = dataclasses.replace(spec, accelerator=None)
-    plain = _build_net(spec, net.module_, None, None, None, None, net.criterion_)
+    module = unwrap(net.module_, keep_fp32_wrapper=False)
+    criterion = unwrap(net.criterion_, keep_fp32_wrapper=False)
+    plain = _build_net(spec, module, None, None, None, None, criterion)
     plain.initialize()
     plain.history = net.history
     return plain
@@ -473,6 +478,7 @@ def _build_net(
         placement = {
             "accelerator": spec.accelerator,
             "device": None,
+            "unwrap_after_train": False,  # _without_accelerator unwraps
             "iterator_train__shard": _shard(spec),
             # Its default sink prints the epoch table whatever verbose says.
             "callbacks__print_log__sink": spec.accelerator.print

@@ -1,8 +1,9 @@
 """One data parallel fit, run by ``torchrun --nproc_per_node 2`` (test_accelerate).
 
 Every process fits the same data with ``Accelerator(cpu=True)`` (DDP over
-gloo) and writes what it saw to ``<out>/<rank>.npz``: its training steps per
-epoch, the validation losses, the probabilities and the trained weights.
+gloo), with early stopping, and writes what it saw to ``<out>/<rank>.npz``:
+its training steps per epoch, the validation losses, the probabilities and
+the trained weights.
 It lives outside the test files so that each process imports it alone.
 """
 
@@ -21,10 +22,13 @@ def main(out):
     accelerator = Accelerator(cpu=True)
     X, Y = quadrant_images()
     clf = CNNClassifier(
-        **{**FAST, "max_epochs": 3},
+        **{**FAST, "max_epochs": 5},
         accelerator=accelerator,
         augment="flip",
         validation_fraction=0.2,
+        early_stopping=True,
+        n_iter_no_change=2,
+        lr=0.5,  # a rough ride, so that an earlier epoch is the best one
     ).fit(X, Y)
     weights = np.concatenate(
         [p.detach().numpy().ravel() for p in clf.net_.module_.parameters()]

@@ -202,7 +202,11 @@ def test_two_processes_train_one_network_on_their_shares(tmp_path):
     first, second = (np.load(tmp_path / f"{rank}.npz") for rank in (0, 1))
     assert int(first["processes"]) == 2
     # 128 training images in batches of 32: 4 batches, 2 for each process.
-    assert first["train_steps"].tolist() == second["train_steps"].tolist() == [2] * 3
+    steps = first["train_steps"].tolist()
+    assert steps == second["train_steps"].tolist() == [2] * len(steps)
+    # Early stopping (lr=0.5 makes epoch 1 the best) stopped both processes
+    # at the same epoch and restored the best weights into the DDP wrapper.
+    assert len(steps) < 5
     # DDP averaged the gradients: one network, the same on both.
     np.testing.assert_array_equal(first["weights"], second["weights"])
     # Both validated on all of the validation set: the same losses.
