@@ -100,3 +100,17 @@ def test_fit_through_device_images_trains_the_same_network(
     assert clf.net_.history[-1, "valid_loss"] == pytest.approx(
         expected.net_.history[-1, "valid_loss"], rel=1e-5
     )
+
+
+def test_cpu_batches_are_not_touched(fitted_binary):
+    # The CPU path stays skorch's: no copy, no new tuple.
+    X = torch.zeros(2, 1, 8, 8)
+    batch = [X, (torch.zeros(2), torch.ones(2))]
+    assert fitted_binary.net_.to_device(batch) is batch
+
+
+def test_nested_batches_move_whole():
+    X, y, w = torch.zeros(2, 1, 4, 4), torch.zeros(2), torch.ones(2)
+    moved = sk_mlc._training._moved([X, (y, w)], "cpu")
+    assert isinstance(moved, tuple) and isinstance(moved[1], tuple)
+    assert moved[0] is X and moved[1][0] is y and moved[1][1] is w
