@@ -252,7 +252,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         devices that support bfloat16, else "32". "bf16-mixed" also runs on
         the CPU (fast only where it has bfloat16 instructions); "16-mixed" on
         the CPU works but is several times slower than "32" (a warning says
-        so). Probabilities are float32 whatever the precision. With an
+        so). Prediction runs in the precision the network trained in
+        (``precision_``); probabilities are float32 whatever it is. With an
         ``accelerator``, its ``mixed_precision`` decides and ``precision``
         must stay "auto".
 
