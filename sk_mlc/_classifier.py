@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from ._compat import (
 from ._decode import _MODES
 from ._inputs import InputSpec, named_errors, read_images
 from ._outputs import cached_outputs
+from ._precision import PRECISIONS
 from ._spec import TrainingSpec
 from ._targets import check_threshold, partial_fit_target, resolve_target
 from ._training import (
@@ -235,7 +237,38 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         ``memory`` runs none of them.
 
     device : str, default="auto"
-        Torch device; "auto" takes CUDA when available, else the CPU.
+        Torch device; "auto" takes CUDA when available, else the CPU. On a
+        CUDA device, in-memory arrays are copied to the GPU once (in their own
+        dtype, uint8 stays uint8) when they take at most a quarter of its free
+        memory, and are scaled, laid out, augmented and batched there; image
+        files and larger arrays go through pinned memory, batch by batch.
+
+    precision : {"auto", "32", "bf16-mixed", "16-mixed"}, default="auto"
+        The floating-point types training and prediction compute in. The
+        mixed settings run the network under ``torch.autocast`` in bfloat16
+        or float16 while the weights, the loss and the optimizer stay
+        float32; "16-mixed" adds a gradient scaler (float16's small range
+        would flush small gradients to zero). "auto" is "bf16-mixed" on CUDA
+        devices that support bfloat16, else "32". "bf16-mixed" also runs on
+        the CPU (fast only where it has bfloat16 instructions); "16-mixed" on
+        the CPU works but is several times slower than "32" (a warning says
+        so). Prediction runs in the precision the network trained in
+        (``precision_``); probabilities are float32 whatever it is. With an
+        ``accelerator``, its ``mixed_precision`` decides and ``precision``
+        must stay "auto".
+
+    accelerator : accelerate.Accelerator or None, default=None
+        Trains through Hugging Face Accelerate (skorch's
+        ``skorch.hf.AccelerateMixin``), so that ``accelerate launch`` runs
+        data parallel training on several GPUs or machines: each process
+        trains on its own share of every epoch's batches, and the gradients
+        are averaged. The accelerator's device and ``mixed_precision`` are
+        used (``device`` must stay "auto", ``precision`` "auto"). Validation
+        and prediction run whole on every process, so that every process
+        sees the same validation loss (early stopping stops them together)
+        and the same predictions. Needs the optional extra ``accelerate``.
+        It is process state, not a setting: ``clone`` shares it, it is not
+        in ``memory``'s key, and the fitted network does not keep it.
 
     num_workers : int, default=0
         Worker processes that decode image files during training and
@@ -298,6 +331,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     device_ : str
         The device the network was trained on.
 
+    precision_ : str
+        The precision it trained and predicts in: "32", "bf16-mixed" or
+        "16-mixed" (``precision`` resolved, or the accelerator's).
+
     net_ : skorch.NeuralNet
         The trained network; its training history is ``net_.history``.
 
@@ -350,6 +387,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "augment": [StrOptions(set(AUGMENTATIONS)), callable, None],
         "callbacks": [list, None],
         "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "accelerator": [HasMethods(["prepare", "autocast"]), None],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "memory": [str, HasMethods(["cache"]), None],
         "random_state": ["random_state"],
@@ -385,6 +424,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         augment=None,
         callbacks=None,
         device="auto",
+        precision="auto",
+        accelerator=None,
         num_workers=0,
         memory=None,
         random_state=None,
@@ -416,6 +457,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.callbacks = callbacks
         self.device = device
+        self.precision = precision
+        self.accelerator = accelerator
         self.num_workers = num_workers
         self.memory = memory
         self.random_state = random_state
@@ -473,6 +516,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         sample_weight = _sample_weight(sample_weight, len(images), name)
 
         if self.memory is None:
+            net = train_network(spec, images, y_encoded, sample_weight)
+            weights_id = None
+        elif spec.data_parallel is not None and spec.data_parallel[0] > 1:
+            warnings.warn(
+                f"{name}: memory is ignored when an accelerator trains in "
+                f"{spec.data_parallel[0]} processes: they train one network "
+                "together, and a process that waited for another's cache entry "
+                "would leave the others waiting for it.",
+                UserWarning,
+                stacklevel=2,
+            )
             net = train_network(spec, images, y_encoded, sample_weight)
             weights_id = None
         elif self.random_state is None:
@@ -608,6 +662,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_outputs_ = target.n_outputs
         self.input_shape_ = tuple(image_shape)
         self.device_ = spec.device
+        self.precision_ = spec.precision
         self.net_ = net
         self.n_iter_ = len(net.history)
 
@@ -676,6 +731,28 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 self.threshold, target.n_labels, type(self).__name__
             )
         return target.decide(target.positive(self.predict_proba(X)), threshold)
+
+    def __sklearn_clone__(self):
+        """An unfitted copy that shares the ``accelerator`` (never copied).
+
+        An Accelerator is the process's place in a group of processes (its
+        device, its process group), not a setting: ``clone``'s deep copy of a
+        plain parameter would give every clone a detached duplicate.
+        """
+        if self.accelerator is None:
+            return super().__sklearn_clone__()
+        shallow = copy.copy(self)  # never modify self: clones may run in threads
+        shallow.accelerator = None
+        new = super(CNNClassifier, shallow).__sklearn_clone__()
+        new.accelerator = self.accelerator
+        return new
+
+    def __getstate__(self):
+        """Pickle without the ``accelerator`` (process state): None when loaded."""
+        state = super().__getstate__()
+        if state.get("accelerator") is not None:
+            state = {**state, "accelerator": None}
+        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -55,13 +55,26 @@ class BatchSampler(Sampler):
 
     A last batch of a single sample is merged into the one before it:
     BatchNorm cannot normalise a batch of one image whose features are 1x1.
+
+    ``shard=(i, n)`` yields process ``i`` of ``n``'s share of every pass for
+    data parallel training: batches ``i, i + n, ...`` of the pass's order
+    (the same on every process: the same seed), wrapping around to the first
+    batches so that every process takes the same number of steps.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.n = n
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = torch.Generator().manual_seed(seed)
+        self.shard = shard
 
     def _bounds(self) -> list[int]:
         bounds = list(range(0, self.n, self.batch_size)) + [self.n]
@@ -70,7 +83,8 @@ class BatchSampler(Sampler):
         return bounds
 
     def __len__(self) -> int:
-        return len(self._bounds()) - 1
+        _, processes = self.shard
+        return -(-(len(self._bounds()) - 1) // processes)  # ceil
 
     def __iter__(self):
         if self.shuffle:
@@ -78,6 +92,13 @@ class BatchSampler(Sampler):
         else:
             order = np.arange(self.n)
         bounds = self._bounds()
+        process, processes = self.shard
+        if processes > 1:
+            batches = len(bounds) - 1
+            for step in range(len(self)):
+                i = (process + step * processes) % batches
+                yield order[bounds[i] : bounds[i + 1]]
+            return
         for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
             yield order[start:stop]
 
@@ -110,11 +131,12 @@ def batch_loader(
     seed: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> DataLoader:
     """The ``iterator_train`` / ``iterator_valid`` handed to skorch."""
     return _BatchLoader(
         dataset,
-        sampler=BatchSampler(len(dataset), batch_size, shuffle, seed),
+        sampler=BatchSampler(len(dataset), batch_size, shuffle, seed, shard),
         batch_size=None,  # the sampler already yields whole batches
         num_workers=num_workers,
         pin_memory=pin_memory,

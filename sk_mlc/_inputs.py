@@ -171,7 +171,8 @@ def _convert_channels(batch: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "L":
         if colour.shape[1] == 1:
             return colour
-        weights = torch.tensor(_LUMA, dtype=batch.dtype).view(1, 3, 1, 1)
+        weights = torch.tensor(_LUMA, dtype=batch.dtype, device=batch.device)
+        weights = weights.view(1, 3, 1, 1)
         return (colour * weights).sum(dim=1, keepdim=True)
     return colour.expand(-1, 3, -1, -1) if colour.shape[1] == 1 else colour
 

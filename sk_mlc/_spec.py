@@ -19,6 +19,7 @@ import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import LRScheduler
 
+from ._precision import resolve_precision
 from ._targets import _Target
 from ._weights import Weights, read_weights
 
@@ -35,7 +36,7 @@ _EARLY_STOPPING_FRACTION = 0.1
 IMAGENET_STATISTICS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 # Fields that change how training runs, never what it computes: not in the key.
-RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name"})
+RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name", "accelerator"})
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,16 @@ class TrainingSpec:
     # Where and with which randomness.
     device: str
     seed: int
+    # "32", "bf16-mixed" or "16-mixed", resolved (see _precision.py).
+    precision: str
+    # An accelerate.Accelerator's (num_processes, gradient_accumulation_steps):
+    # data parallel training changes the weights; None for (1, 1) or without.
+    data_parallel: tuple[int, int] | None
     # How it runs (RUNTIME_FIELDS).
     verbose: int
     num_workers: int
     name: str  # the estimator's, for error messages
+    accelerator: object  # accelerate.Accelerator or None: process state, not data
 
     @classmethod
     def from_estimator(
@@ -142,6 +149,7 @@ class TrainingSpec:
         seed = check_random_state(estimator.random_state).randint(
             np.iinfo(np.int32).max
         )
+        device, precision, data_parallel = _placement(estimator, name, incremental)
         return cls(
             module=estimator.module,
             width=estimator.width,
@@ -164,11 +172,14 @@ class TrainingSpec:
             n_iter_no_change=estimator.n_iter_no_change,
             augment=estimator.augment,
             callbacks=callbacks,
-            device=resolve_device(estimator.device),
+            device=device,
             seed=int(seed),
+            precision=precision,
+            data_parallel=data_parallel,
             verbose=estimator.verbose,
             num_workers=estimator.num_workers,
             name=name,
+            accelerator=estimator.accelerator,
         )
 
     def key_fields(self) -> dict:
@@ -221,6 +232,19 @@ def resolve_batch_size(batch_size, n_samples: int | None = None) -> int:
         return _AUTO_BATCH
     # Ten epochs of one batch would be ten optimizer steps: too few to learn.
     return int(min(_AUTO_BATCH, max(_MIN_AUTO_BATCH, n_samples // 10)))
+
+
+def _placement(
+    estimator, name: str, incremental: bool
+) -> tuple[str, str, tuple[int, int] | None]:
+    """The device, the resolved precision and the data parallel setting."""
+    if estimator.accelerator is not None:
+        # Imported here: it builds on skorch.hf, which plain fits never need.
+        from ._accelerate import accelerator_placement
+
+        return accelerator_placement(estimator, name, incremental=incremental)
+    device = resolve_device(estimator.device)
+    return device, resolve_precision(estimator.precision, device, name), None
 
 
 def resolve_device(device) -> str:

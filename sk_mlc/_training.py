@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
+from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_numpy, to_tensor
 
 from ._augment import Augmenter
 from ._data import BatchDataset, BatchSampler, batch_loader
+from ._device_data import DeviceImages, training_images
 from ._inputs import ImageBatches, channel_stats
 from ._network import Classifier, ConvNet, build_module, set_input_statistics
+from ._precision import autocast, grad_scaler
 from ._spec import TrainingSpec, resolve_batch_size
 from ._split import multilabel_train_test_split
 from ._weights import load_into
@@ -37,14 +41,18 @@ class _Net(NeuralNet):
     * Augmentation is applied in ``train_step_single`` on the training
       device, so validation and prediction never see it.
     * ``predict`` returns decisions, for skorch's scoring callbacks.
+    * ``precision``: the training, validation and evaluation steps run in
+      its autocast region, with a gradient scaler for float16
+      (``_precision.py``); "32" runs skorch's own steps.
     * ``fit_loop`` lets a user's Ctrl-C leave ``fit``.
     * Pickles leave the optimizer state out (``__getstate__``).
     """
 
-    def __init__(self, *args, augmenter=None, decision=None, **kwargs):
+    def __init__(self, *args, augmenter=None, decision=None, precision="32", **kwargs):
         super().__init__(*args, **kwargs)
         self.augmenter = augmenter
         self.decision = decision
+        self.precision = precision
 
     def predict(self, X):
         """Decisions in the encoded target's format (threshold 0.5, or argmax).
@@ -71,10 +79,79 @@ class _Net(NeuralNet):
         return (losses * weight).mean()
 
     def train_step_single(self, batch, **fit_params):
-        if self.augmenter is not None:
-            X, y = batch
-            batch = (self.augmenter(to_tensor(X, device=self.device)), y)
-        return super().train_step_single(batch, **fit_params)
+        batch = self._augmented(batch)
+        if self.precision == "32":
+            return super().train_step_single(batch, **fit_params)
+        # NeuralNet's step, in the autocast region, with a scaled loss for fp16.
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        with self.autocast():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if self.grad_scaler_ is None:
+            loss.backward()
+        else:
+            self.grad_scaler_.scale(loss).backward()
+            # Unscaled now, so that gradient callbacks (clipping) see the
+            # true gradients; the scaler's step then skips its own unscale.
+            self.grad_scaler_.unscale_(self.optimizer_)
+        return {"loss": loss, "y_pred": _float32(y_pred)}
+
+    def _augmented(self, batch):
+        """``batch`` on the device, augmented (training batches only)."""
+        batch = self.to_device(batch)
+        if self.augmenter is None:
+            return batch
+        X, y = batch
+        return self.augmenter(to_tensor(X, device=self.device)), y
+
+    def batch_device(self):
+        """Where batches go: the net's device (or, with accelerate, its)."""
+        return self.device
+
+    def to_device(self, batch):
+        """``batch`` on the GPU, copied without blocking (from pinned memory).
+
+        skorch's own copy (in ``infer``) blocks until it is done, so the next
+        batch could not be prepared meanwhile. On the CPU nothing moves.
+        """
+        device = self.batch_device()
+        if device is None or torch.device(device).type == "cpu":
+            return batch
+        return _moved(batch, device)
+
+    def _step_optimizer(self, step_fn):
+        if getattr(self, "grad_scaler_", None) is None:
+            return super()._step_optimizer(step_fn)
+        # GradScaler.step takes no closure: run the step, then step through it
+        # (it skips the update when the fp16 gradients overflowed).
+        step_fn()
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
+
+    def initialize_optimizer(self, *args, **kwargs):
+        super().initialize_optimizer(*args, **kwargs)
+        self.grad_scaler_ = self._make_grad_scaler()
+        return self
+
+    def _make_grad_scaler(self):
+        return grad_scaler(self.precision, self.device)
+
+    def autocast(self):
+        """The autocast region that training and prediction run in."""
+        return autocast(self.precision, self.device)
+
+    def validation_step(self, batch, **fit_params):
+        batch = self.to_device(batch)
+        with self.autocast():
+            step = super().validation_step(batch, **fit_params)
+        # Scoring callbacks reuse these outputs.
+        return {**step, "y_pred": _float32(step["y_pred"])}
+
+    def evaluation_step(self, batch, training=False):
+        batch = self.to_device(batch)
+        with self.autocast():
+            return _float32(super().evaluation_step(batch, training=training))
 
     def fit_loop(self, X, y=None, **fit_params):
         # skorch's partial_fit swallows KeyboardInterrupt and returns a half
@@ -109,6 +186,8 @@ class _Net(NeuralNet):
         state = dict(live)
         if "optimizer_" in state:
             state["optimizer_"] = None
+        if "grad_scaler_" in state:
+            state["grad_scaler_"] = None
         if "callbacks_" in state:
             state["callbacks_"] = [
                 (name, _without_scheduler(callback))
@@ -126,6 +205,22 @@ class _Net(NeuralNet):
         # training: continued training after a pickle restarts its optimizer.
         if getattr(self, "initialized_", False) and self.optimizer_ is None:
             self.initialize_optimizer()
+
+
+def _moved(part, device):
+    """The tensors in ``part``, nested as in ``(X, (y, weight))``, on ``device``."""
+    if isinstance(part, torch.Tensor):
+        return part.to(device, non_blocking=True)
+    if isinstance(part, (tuple, list)):
+        return tuple(_moved(item, device) for item in part)
+    return part
+
+
+def _float32(y_pred):
+    """Outputs of an autocast region as float32: numpy has no bfloat16."""
+    if isinstance(y_pred, torch.Tensor) and y_pred.is_floating_point():
+        return y_pred.float()
+    return y_pred
 
 
 def _without_scheduler(callback):
@@ -149,11 +244,32 @@ def train_network(
     weight = _relative(sample_weight, train_index)
     with _seeded(spec):
         module = _start_module(spec, images, train_index)
+        # On CUDA, in-memory arrays move to the device once (_device_data.py).
+        batches = training_images(images, spec.device)
         net = _build_net(
-            spec, module, images, y_encoded, train_index, valid_index, weight=weight
+            spec, module, batches, y_encoded, train_index, valid_index, weight=weight
         )
-        _fit(net, spec, BatchDataset(images, y_encoded, train_index, weight))
+        _fit(net, spec, BatchDataset(batches, y_encoded, train_index, weight))
+    if spec.accelerator is not None:
+        net = _without_accelerator(net, spec)
     return net
+
+
+def _without_accelerator(net: NeuralNet, spec: TrainingSpec) -> NeuralNet:
+    """The trained network in a plain net, which predicts, pickles and caches.
+
+    The module comes out of its DDP wrapper only now, after every callback's
+    ``on_train_end``: EarlyStopping's best weights were taken from the
+    wrapper (its state dict's names start with "module."), and go back there.
+    """
+    unwrap = spec.accelerator.unwrap_model
+    spec = dataclasses.replace(spec, accelerator=None)
+    module = unwrap(net.module_, keep_fp32_wrapper=False)
+    criterion = unwrap(net.criterion_, keep_fp32_wrapper=False)
+    plain = _build_net(spec, module, None, None, None, None, criterion)
+    plain.initialize()
+    plain.history = net.history
+    return plain
 
 
 def _relative(sample_weight: np.ndarray | None, train_index) -> np.ndarray | None:
@@ -340,6 +456,9 @@ def _build_net(
     ``y_encoded[train_index]`` sizes the class weights and the schedule.
     """
     loader = {"num_workers": spec.num_workers, "pin_memory": spec.device != "cpu"}
+    if isinstance(images, DeviceImages):
+        # Batches are built on the device: nothing to pin, no work for workers.
+        loader = {"num_workers": 0, "pin_memory": False}
     valid = None
     if valid_index is not None:
         valid = BatchDataset(images, y_encoded, valid_index, weight)
@@ -350,7 +469,23 @@ def _build_net(
             None if y_encoded is None else y_encoded[train_index],
         )
         _set_reduction(criterion, weight)
-    return _Net(
+    net_class, placement = _Net, {"device": spec.device}
+    if spec.accelerator is not None:
+        from ._accelerate import AcceleratedNet
+
+        # AccelerateMixin wants device=None: the accelerator places the net.
+        net_class = AcceleratedNet
+        placement = {
+            "accelerator": spec.accelerator,
+            "device": None,
+            "unwrap_after_train": False,  # _without_accelerator unwraps
+            "iterator_train__shard": _shard(spec),
+            # Its default sink prints the epoch table whatever verbose says.
+            "callbacks__print_log__sink": spec.accelerator.print
+            if spec.verbose
+            else _silent,
+        }
+    return net_class(
         module=module,
         criterion=criterion,
         optimizer=spec.optimizer,
@@ -370,11 +505,12 @@ def _build_net(
         # logits from the module and lets the target apply the activation.
         predict_nonlinearity=target.activation,
         decision=target.encoded_decision,
+        precision=spec.precision,
         augmenter=None
         if spec.augment is None
         else Augmenter(spec.augment, spec.seed, spec.device),
         verbose=spec.verbose,
-        device=spec.device,
+        **placement,
     )
 
 
@@ -398,8 +534,11 @@ def predict_logits(
     was_training = net.module_.training
     net.module_.eval()
     try:
-        with torch.inference_mode():
-            logits = [to_numpy(net.infer(X)) for X, _ in loader]
+        with torch.inference_mode(), net.autocast():
+            # float32 logits whatever the autocast region computed in.
+            logits = [
+                to_numpy(net.infer(net.to_device((X,))[0]).float()) for X, _ in loader
+            ]
     finally:
         net.module_.train(was_training)
     return np.concatenate(logits)
@@ -458,7 +597,7 @@ def _callbacks(spec: TrainingSpec, n_train: int) -> list:
     if spec.freeze_epochs:
         callbacks.append(("freeze", FreezeBackbone(spec.freeze_epochs)))
     if spec.lr_schedule == "onecycle":
-        steps = len(BatchSampler(n_train, spec.batch_size, False, 0))
+        steps = len(BatchSampler(n_train, spec.batch_size, False, 0, _shard(spec)))
         callbacks.append(
             (
                 "lr_schedule",
@@ -503,6 +642,15 @@ def _copy_callback(callback):
         return copy.deepcopy(callback)
     except Exception:
         return type(callback)(**callback.get_params(deep=False))
+
+
+def _shard(spec: TrainingSpec) -> tuple[int, int]:
+    """This process's share of the training batches: all of them, but with DDP."""
+    if spec.accelerator is None:
+        return 0, 1
+    from ._accelerate import shard
+
+    return shard(spec.accelerator)
 
 
 def _silent(*args, **kwargs) -> None:

@@ -10,15 +10,19 @@ cheapest (~20 s together) run by default; the others are marked slow
 (``pytest -m slow``): ``bench_imbalanced.py`` ~12 s,
 ``bench_multilabel.py`` ~8 s,
 ``bench_threshold_search.py`` ~8-10 s, ``bench_memory.py`` ~40 s (seven child
-processes), ``bench_transfer.py`` ~25 s (and the ``pretrained`` extra).
+processes), ``bench_transfer.py`` ~25 s (and the ``pretrained`` extra),
+``bench_gpu.py`` ~5 s (on a machine without a GPU it only writes that nothing
+was measured).
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from sk_mlc.datasets import load_fashion_mnist
 
@@ -113,3 +117,19 @@ def test_bench_transfer_quick_writes_its_three_parts(tmp_path):
     assert "| fashion | CNNClassifier() from scratch | 5 |" in text
     assert "| CNNClassifier, backbone frozen |" in text
     assert out.with_suffix(".png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    torch.cuda.is_available(),
+    reason="checks the no-GPU path; with a GPU the script measures",
+)
+def test_bench_gpu_says_not_measured_without_a_gpu(tmp_path):
+    # No Fashion-MNIST needed: the script looks for a GPU before any data.
+    table = run_quick("bench_gpu.py", tmp_path / "gpu.md")
+    assert "| precision | fit seconds | train images/s |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| bf16-mixed")]
+    assert rows and all("not measured" in row for row in rows)
+    assert "- not measured: no GPU was available to this run" in table
+    assert re.search(r"\d{4}-\d{2}-\d{2}\.", table)  # the date
+    assert "Command: `python benchmarks/bench_gpu.py --quick --out" in table
