@@ -36,7 +36,7 @@ from ._classifier import CNNClassifier
 from ._codec import Unstorable, decode, encode, import_path, set_attribute
 from ._compat import validate_params
 from ._sealed import SealedFileError, read_sealed, write_sealed
-from ._snapshot import restore, snapshot
+from ._snapshot import CRITERION, MODULE, restore, snapshot
 from ._spec import TrainingSpec, resolve_device
 from ._threshold import ThresholdTunerCV
 
@@ -194,17 +194,20 @@ def load(path, *, module=None, **overrides):
     who = "sk_mlc.load"
     document, tensors, _ = read_sealed(path, MODEL, who)
     _warn_versions(document.get("versions"), os.fspath(path), who)
-    node = document.get("estimator")
-    top = _ESTIMATORS.get(node.get("class")) if isinstance(node, dict) else None
+    top = _estimator_class(document.get("estimator"))
     if top is None:
         raise SealedFileError(f"{who}: {os.fspath(path)!r} holds no sk_mlc estimator.")
     if module is not None:
         overrides["module" if top is CNNClassifier else "estimator__module"] = module
     loading = _Loading(tensors, overrides, who)
     try:
-        estimator = loading.fitted(node, "")
-    except ValueError:
-        raise
+        estimator = loading.fitted(document["estimator"], "")
+    except ValueError as exc:
+        if str(exc).startswith(who):
+            raise
+        # The codec's refusals ("'os:system' is not on sk_mlc's allow-list"):
+        # say which call and which file.
+        raise ValueError(f"{who}: refused {os.fspath(path)!r}: {exc}.") from None
     except Exception as exc:  # a malformed document: whatever broke, say where
         raise ValueError(
             f"{who}: cannot rebuild the model saved in {os.fspath(path)!r}: "
@@ -313,7 +316,7 @@ class _Loading:
     """One ``load``: the file's tensors, the caller's values, what is missing."""
 
     def __init__(self, tensors: dict, overrides: dict, who: str):
-        self.tensors = tensors
+        self.tensors = _Tracked(tensors)
         self.overrides = overrides
         self.who = who
         self.missing: dict = {}
@@ -342,7 +345,7 @@ class _Loading:
 
     def _unfitted(self, node, prefix: str):
         """The estimator of ``node`` with its parameters, checked; not fitted."""
-        cls = _ESTIMATORS.get(node.get("class")) if isinstance(node, dict) else None
+        cls = _estimator_class(node)
         if cls is None:
             raise ValueError(f"{self.who}: the file names no sk_mlc estimator class.")
         encoded = node.get("params")
@@ -414,16 +417,28 @@ class _Loading:
         estimator.net_ = restore(
             spec, shape, self.tensors, facts, prefix=str(prefix), who=self.who
         )
+        self.tensors.used.update(
+            name
+            for name in self.tensors
+            if name.startswith((f"{prefix}{MODULE}", f"{prefix}{CRITERION}"))
+        )
         estimator.device_ = spec.device
         estimator._weights_id_ = None
 
     def check_complete(self, top: type) -> None:
-        """Raise for parameters the file lacks, and for overrides that name none."""
+        """Raise for parameters the file lacks, overrides that name none, and
+        tensors that nothing uses (a file is read whole, or not at all)."""
         unknown = [name for name in self.overrides if name not in self.known]
         if unknown:
             raise ValueError(
                 f"{self.who}: {unknown} name no parameter of the saved "
                 f"{top.__name__}; it has {sorted(self.known)}."
+            )
+        unused = sorted(set(self.tensors) - self.tensors.used)
+        if unused and not self.missing:
+            raise ValueError(
+                f"{self.who}: the file holds tensors that no part of the model "
+                f"uses: {unused[:5]}."
             )
         if self.missing:
             listed = ", ".join(f"{n} ({what})" for n, what in self.missing.items())
@@ -433,6 +448,24 @@ class _Loading:
                 f"parameter(s) that a file cannot hold: {listed}. Pass the objects "
                 f"it was trained with: sk_mlc.load(path, {passed})."
             )
+
+
+class _Tracked(dict):
+    """The file's tensors, noting which ones were looked up."""
+
+    def __init__(self, tensors: dict):
+        super().__init__(tensors)
+        self.used: set = set()
+
+    def get(self, name, default=None):
+        self.used.add(name)
+        return super().get(name, default)
+
+
+def _estimator_class(node) -> type | None:
+    """The estimator class a node names, if it is one of the two sk_mlc saves."""
+    name = node.get("class") if isinstance(node, dict) else None
+    return _ESTIMATORS.get(name) if isinstance(name, str) else None
 
 
 def _is_image_shape(shape) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 from skorch import NeuralNet
 from skorch.history import History
 
+from ._codec import describe
 from ._spec import TrainingSpec
 from ._training import initialize_network
 from ._weights import _preview
@@ -100,7 +101,9 @@ def _check_fits(saved: dict, own: dict, spec: TrainingSpec, who: str) -> None:
         problems.append(f"{len(extra)} saved but not in the module ({_preview(extra)})")
     if other:
         problems.append(f"{len(other)} of another shape or dtype ({_preview(other)})")
-    backbone = "the built-in CNN" if spec.module is None else f"module={spec.module!r}"
+    backbone = "the built-in CNN"
+    if spec.module is not None:
+        backbone = f"module={describe(spec.module)}"
     raise ValueError(
         f"{who}: the saved weights do not fit the network rebuilt with {backbone}: "
         f"of its {len(own)} parameters and buffers, {'; '.join(problems)}. Pass the "
