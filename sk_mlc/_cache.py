@@ -71,6 +71,13 @@ class TrainingCache:
         memory = check_memory(memory)
         # joblib.Memory(None) caches nothing; a Memory-like object without a
         # folder has nowhere to put networks.
+        if not hasattr(memory, "location"):
+            warnings.warn(
+                f"memory is ignored: a {type(memory).__name__} has no location, and "
+                "sk_mlc stores networks in a folder. Pass a path or a joblib.Memory.",
+                UserWarning,
+                stacklevel=4,
+            )
         self.location = getattr(memory, "location", None)
         self.folder = None if self.location is None else Path(self.location) / "sk_mlc"
 
@@ -96,7 +103,9 @@ class TrainingCache:
             )
             return train_network(spec, images, y_encoded), None
         entry = self.folder / f"{key}{_SUFFIX}"
-        net = _read_entry(entry, key, spec, images)
+        # A quiet first look, without the lock: a hit needs no waiting, and a
+        # bad entry is reported once, under the lock, where it is replaced.
+        net = _read_entry(entry, key, spec, images, warn=False)
         if net is None:
             net = self._train_once(entry, key, spec, images, y_encoded)
         # verbose is not in the key, so a loaded network carries the value of
@@ -113,28 +122,53 @@ class TrainingCache:
         """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(entry.with_suffix(".lock"))
-            lock.acquire()
-        except OSError as exc:  # a read-only or vanished folder
+        except OSError as exc:  # a read-only or vanished location
             warnings.warn(
-                f"memory: cannot write to {str(self.folder)!r} ({exc}); this fit "
+                f"memory: cannot create {str(self.folder)!r} ({exc}); this fit "
                 "trains its network without storing it.",
                 UserWarning,
                 stacklevel=4,
             )
             return train_network(spec, images, y_encoded)
+        lock = FileLock(entry.with_suffix(".lock"))
+        try:
+            lock.acquire()
+        except OSError as exc:  # a file system without locks (old NFS)
+            warnings.warn(
+                f"memory: cannot lock {str(entry)!r} ({exc}); other processes may "
+                "train this network at the same time (each stores the same one).",
+                UserWarning,
+                stacklevel=4,
+            )
+            return _train_and_store(entry, key, spec, images, y_encoded)
         try:
             # Checked again: another process may have stored it while we waited.
             net = _read_entry(entry, key, spec, images)
             if net is None:
-                net = train_network(spec, images, y_encoded)
-                _write_entry(entry, key, net)
+                net = _train_and_store(entry, key, spec, images, y_encoded)
             return net
         finally:
             lock.release()
 
 
-def _read_entry(entry: Path, key: str, spec: TrainingSpec, images) -> NeuralNet | None:
+def _train_and_store(entry: Path, key: str, spec, images, y_encoded) -> NeuralNet:
+    net = train_network(spec, images, y_encoded)
+    tensors, facts = snapshot(net)
+    document = {"key": key, "code": list(code_version()), "network": facts}
+    try:
+        write_sealed(entry, NETWORK, document, tensors)
+    except OSError as exc:
+        warnings.warn(
+            f"memory: could not store the network in {str(entry)!r} ({exc}).",
+            UserWarning,
+            stacklevel=5,
+        )
+    return net
+
+
+def _read_entry(
+    entry: Path, key: str, spec: TrainingSpec, images, *, warn: bool = True
+) -> NeuralNet | None:
     """The network stored for ``key``, or None (absent, or unusable: warned)."""
     if not entry.is_file():
         return None
@@ -152,6 +186,8 @@ def _read_entry(entry: Path, key: str, spec: TrainingSpec, images) -> NeuralNet 
         spec = replace(spec, weights=None, init=None)
         return restore(spec, images.image_shape, tensors, facts, who="memory")
     except Exception as exc:  # whatever is wrong with it, training is the fix
+        if not warn:
+            return None
         warnings.warn(
             f"memory: ignored the cache entry {str(entry)!r} and trained the network "
             f"again: {exc}",
@@ -159,19 +195,6 @@ def _read_entry(entry: Path, key: str, spec: TrainingSpec, images) -> NeuralNet 
             stacklevel=5,
         )
         return None
-
-
-def _write_entry(entry: Path, key: str, net: NeuralNet) -> None:
-    tensors, facts = snapshot(net)
-    document = {"key": key, "code": list(code_version()), "network": facts}
-    try:
-        write_sealed(entry, NETWORK, document, tensors)
-    except OSError as exc:
-        warnings.warn(
-            f"memory: could not store the network in {str(entry)!r} ({exc}).",
-            UserWarning,
-            stacklevel=5,
-        )
 
 
 def training_key(spec: TrainingSpec, images: ImageBatches, y_encoded) -> str:
