@@ -10,6 +10,7 @@ says what it is:
 ``__dict__``          a dict, as ``[key, value]`` pairs (keys of any type)
 ``__ndarray__``       a NumPy array: dtype, shape, and the values (inline,
                       or the name of a tensor when the array is large)
+``__tensor__``        a torch tensor: the name of a tensor in the file
 ``__scalar__``        a NumPy scalar, with its dtype
 ``__dtype__``         a NumPy dtype
 ``__device__``        a ``torch.device``
@@ -138,12 +139,11 @@ def encode(value, tensors: dict | None = None, name: str = "array"):
     Large arrays go into ``tensors`` (a dict filled here) under names starting
     with ``name``; None keeps every array inline.
     """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)) and type(value) in (int, float):
-        return value
+    # NumPy scalars first: np.str_ and np.float64 are also str and float.
     if isinstance(value, np.generic):
         return {"__scalar__": {"dtype": _dtype_str(value.dtype), "value": _item(value)}}
+    if value is None or type(value) in (bool, int, float, str):
+        return value
     if isinstance(value, list):
         return [encode(item, tensors, f"{name}.{i}") for i, item in enumerate(value)]
     if isinstance(value, tuple):
@@ -157,6 +157,9 @@ def encode(value, tensors: dict | None = None, name: str = "array"):
         return {"__dict__": pairs}
     if isinstance(value, np.ndarray):
         return {"__ndarray__": _encode_array(value, tensors, name)}
+    if isinstance(value, torch.Tensor) and tensors is not None:
+        tensors[name] = value.detach().cpu().clone()
+        return {"__tensor__": name}
     if isinstance(value, np.dtype):
         return {"__dtype__": _dtype_str(value)}
     if isinstance(value, torch.device):
@@ -299,6 +302,13 @@ def _plain_item(item, dtype: np.dtype) -> bool:
     return isinstance(item, (bool, int, float))
 
 
+def _decode_tensor(body, tensors) -> torch.Tensor:
+    tensor = (tensors or {}).get(body) if isinstance(body, str) else None
+    if not isinstance(tensor, torch.Tensor):
+        raise ValueError(f"the tensor {_short(body)} is not in the file")
+    return tensor.clone()
+
+
 def _decode_scalar(body, tensors):
     _expect(body, dict, "__scalar__")
     dtype = _decode_dtype(body.get("dtype"), tensors)
@@ -408,6 +418,7 @@ _DECODERS: dict[str, Callable] = {
     "__tuple__": lambda body, tensors: tuple(decode(_list(body), tensors)),
     "__dict__": _decode_dict,
     "__ndarray__": _decode_array,
+    "__tensor__": _decode_tensor,
     "__scalar__": _decode_scalar,
     "__dtype__": _decode_dtype,
     "__device__": _decode_device,

@@ -284,21 +284,29 @@ def _encode_fitted(estimator, prefix: str, tensors, missing, who) -> dict:
     return node
 
 
-def _encode_params(estimator, prefix: str, tensors, missing) -> dict:
+def _encode_params(estimator, prefix: str, tensors, missing, where=None) -> dict:
+    """``estimator``'s parameters; ``prefix`` names them as ``set_params`` does.
+
+    ``where`` prefixes the names of the tensors that large arrays go to: a
+    template estimator (a tuner's ``estimator``) and its fitted clone
+    (``estimator_``) share ``prefix`` but not ``where``.
+    """
+    where = prefix if where is None else where
     encoded = {}
     for name, value in estimator.get_params(deep=False).items():
         full = prefix + name
         if name in _NOT_SAVED:
             continue
         if type(value) in _ESTIMATORS.values() and not _is_fitted(value):
-            nested = {
-                "class": import_path(type(value)),
-                "params": _encode_params(value, full + "__", tensors, missing),
+            params = _encode_params(
+                value, full + "__", tensors, missing, f"{where}params.{name}/"
+            )
+            encoded[name] = {
+                "__estimator__": {"class": import_path(type(value)), "params": params}
             }
-            encoded[name] = {"__estimator__": nested}
             continue
         try:
-            encoded[name] = encode(value, tensors, f"{prefix}params.{name}")
+            encoded[name] = encode(value, tensors, f"{where}params.{name}")
         except Unstorable as exc:
             missing[full] = str(exc)
             encoded[name] = {"__missing__": str(exc)}

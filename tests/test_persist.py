@@ -9,6 +9,7 @@ names pointing at dangerous callables, truncations) and prove both that
 
 import base64
 import copy
+import functools
 import json
 import os
 import pickle
@@ -30,6 +31,7 @@ from sklearn.multiclass import OneVsRestClassifier
 
 import sk_mlc
 from sk_mlc import CNNClassifier, ThresholdTunerCV
+from sk_mlc._codec import decode, encode
 from sk_mlc._sealed import checksum
 
 SMALL = {**FAST, "max_epochs": 2, "batch_size": 16}
@@ -194,6 +196,58 @@ def test_the_file_is_safetensors_with_readable_json(saved):
     assert classes["values"] == ["blob", "empty"]
     assert node["params"]["optimizer"] == {"__import__": "torch.optim.adamw:AdamW"}
     assert any(name.startswith("module.") for name in names)
+
+
+VALUES = {
+    "nested": {
+        "thresholds": np.linspace(0, 1, 5),
+        "scores": np.arange(3000, dtype=np.float32).reshape(1000, 3),  # a tensor
+        "labels": np.array(["cat", "dog", "\u00e9l\u00e9phant"]),
+        "objects": np.array(["a", 1, None, 2.5], dtype=object),
+        "flags": np.array([[True, False]]),
+        "empty": np.empty((0, 4), dtype=np.int16),
+        "nan": np.array([np.nan, np.inf, -1.0]),
+    },
+    "int-keys": {1: "a", "1": "b", (2, "x"): [1, (2, 3)]},
+    "scalars": (np.float32(0.1), np.int64(7), np.bool_(True), np.str_("s")),
+    "dtype": np.dtype("<U7"),
+    "tensor": torch.arange(6.0).reshape(2, 3),
+    "partial": functools.partial(torch.optim.SGD, momentum=0.9),
+}
+
+
+@pytest.mark.parametrize("name", VALUES)
+def test_values_round_trip_exactly_through_json(name):
+    value = VALUES[name]
+    tensors = {}
+    text = json.dumps(encode(value, tensors, "array"))
+    decoded = decode(json.loads(text), {k: t.clone() for k, t in tensors.items()})
+    _assert_same(decoded, value)
+
+
+def _assert_same(decoded, value):
+    assert type(decoded) is type(value)
+    if isinstance(value, dict):
+        assert list(decoded) == list(value)
+        for key in value:
+            _assert_same(decoded[key], value[key])
+    elif isinstance(value, (list, tuple)):
+        assert len(decoded) == len(value)
+        for a, b in zip(decoded, value, strict=True):
+            _assert_same(a, b)
+    elif isinstance(value, np.ndarray):
+        assert decoded.dtype == value.dtype and decoded.shape == value.shape
+        np.testing.assert_array_equal(decoded, value)
+    elif isinstance(value, torch.Tensor):
+        torch.testing.assert_close(decoded, value, rtol=0, atol=0)
+    elif isinstance(value, functools.partial):
+        assert (decoded.func, decoded.args, decoded.keywords) == (
+            value.func,
+            value.args,
+            value.keywords,
+        )
+    else:
+        assert decoded == value
 
 
 # -- parameters that a file cannot hold ----------------------------------------------
