@@ -120,7 +120,8 @@ def fresh(saved, data, tmp_path_factory):
     script = [sys.executable, "-c", _PREDICT_IN_A_FRESH_PROCESS]
     script += [str(folder / "X.npy"), str(folder / "out.npz"), *pairs]
     env = {**os.environ, "PYTHONPATH": _package_root()}
-    subprocess.run(script, check=True, capture_output=True, env=env)
+    result = subprocess.run(script, capture_output=True, env=env)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
     with np.load(folder / "out.npz", allow_pickle=False) as out:
         return X, dict(out)
 
