@@ -79,6 +79,19 @@ def read_sealed(path, kind: str, who: str) -> tuple[dict, dict, str]:
     except OSError as exc:
         raise SealedFileError(f"{who}: cannot read {str(path)!r}: {exc}") from None
     metadata = _metadata(data, str(path), kind, who)
+    # Before anything else: a newer format may seal and lay out files otherwise.
+    version = metadata["format_version"]
+    if not version.isascii() or not version.isdigit():
+        raise SealedFileError(
+            f"{who}: {str(path)!r} has no valid format version ({version[:20]!r}): "
+            "it is corrupt, or was edited."
+        )
+    if int(version) > FORMAT_VERSION:
+        raise SealedFileError(
+            f"{who}: {str(path)!r} has format version {version!r}; this sk_mlc reads "
+            f"format versions up to {FORMAT_VERSION}. It was written by a newer "
+            "sk_mlc: upgrade sk_mlc to read it."
+        )
     try:
         tensors = load_tensors(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
@@ -91,13 +104,6 @@ def read_sealed(path, kind: str, who: str) -> tuple[dict, dict, str]:
             f"{who}: {str(path)!r} fails its SHA-256 checksum: its tensors or its "
             "metadata changed after it was written (a partial copy, disk "
             "corruption or an edit). Nothing in it was used."
-        )
-    version = metadata["format_version"]
-    if not version.isdigit() or int(version) > FORMAT_VERSION:
-        raise SealedFileError(
-            f"{who}: {str(path)!r} has format version {version!r}; this sk_mlc reads "
-            f"format versions up to {FORMAT_VERSION}. It was written by a newer "
-            "sk_mlc: upgrade sk_mlc to read it."
         )
     try:
         document = json.loads(metadata["json"])
