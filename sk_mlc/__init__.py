@@ -13,6 +13,7 @@ one file (safetensors and JSON) that loads without running any code from it.
 
 from ._classifier import CNNClassifier
 from ._decode import read_image
+from ._display import ThresholdDisplay
 from ._lazy import LazyImages
 from ._loader import ImageLoader
 from ._persist import load, save
@@ -22,6 +23,7 @@ __all__ = [
     "CNNClassifier",
     "ImageLoader",
     "LazyImages",
+    "ThresholdDisplay",
     "ThresholdTunerCV",
     "load",
     "read_image",

@@ -82,7 +82,11 @@ class TrainingCache:
         self.folder = None if self.location is None else Path(self.location) / "sk_mlc"
 
     def train(
-        self, spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+        self,
+        spec: TrainingSpec,
+        images: ImageBatches,
+        y_encoded: np.ndarray,
+        sample_weight: np.ndarray | None = None,
     ) -> tuple[NeuralNet, str | None]:
         """The trained network and its identity (None when not cached).
 
@@ -90,9 +94,9 @@ class TrainingCache:
         network, in this process and in any other that shares the folder.
         """
         if self.folder is None:
-            return train_network(spec, images, y_encoded), None
+            return train_network(spec, images, y_encoded, sample_weight), None
         try:
-            key = training_key(spec, images, y_encoded)
+            key = training_key(spec, images, y_encoded, sample_weight)
         except Exception as exc:
             warnings.warn(
                 "memory is ignored for this fit: the training parameters cannot be "
@@ -101,19 +105,21 @@ class TrainingCache:
                 UserWarning,
                 stacklevel=3,
             )
-            return train_network(spec, images, y_encoded), None
+            return train_network(spec, images, y_encoded, sample_weight), None
         entry = self.folder / f"{key}{_SUFFIX}"
         # A quiet first look, without the lock: a hit needs no waiting, and a
         # bad entry is reported once, under the lock, where it is replaced.
         net = _read_entry(entry, key, spec, images, warn=False)
         if net is None:
-            net = self._train_once(entry, key, spec, images, y_encoded)
+            net = self._train_once(entry, key, spec, images, y_encoded, sample_weight)
         # verbose is not in the key, so a loaded network carries the value of
         # the fit that trained it; show this fit's instead.
         net.verbose = spec.verbose
         return net, f"{self.location}:{key}"
 
-    def _train_once(self, entry: Path, key: str, spec, images, y_encoded):
+    def _train_once(
+        self, entry: Path, key: str, spec, images, y_encoded, sample_weight
+    ) -> NeuralNet:
         """Train and store the network, once across every process sharing the folder.
 
         Fits that need the same network at the same time (workers of a Dask
@@ -129,7 +135,7 @@ class TrainingCache:
                 UserWarning,
                 stacklevel=4,
             )
-            return train_network(spec, images, y_encoded)
+            return train_network(spec, images, y_encoded, sample_weight)
         lock = FileLock(entry.with_suffix(".lock"))
         try:
             lock.acquire()
@@ -140,19 +146,23 @@ class TrainingCache:
                 UserWarning,
                 stacklevel=4,
             )
-            return _train_and_store(entry, key, spec, images, y_encoded)
+            return _train_and_store(entry, key, spec, images, y_encoded, sample_weight)
         try:
             # Checked again: another process may have stored it while we waited.
             net = _read_entry(entry, key, spec, images)
             if net is None:
-                net = _train_and_store(entry, key, spec, images, y_encoded)
+                net = _train_and_store(
+                    entry, key, spec, images, y_encoded, sample_weight
+                )
             return net
         finally:
             lock.release()
 
 
-def _train_and_store(entry: Path, key: str, spec, images, y_encoded) -> NeuralNet:
-    net = train_network(spec, images, y_encoded)
+def _train_and_store(
+    entry: Path, key: str, spec, images, y_encoded, sample_weight
+) -> NeuralNet:
+    net = train_network(spec, images, y_encoded, sample_weight)
     tensors, facts = snapshot(net)
     document = {"key": key, "code": list(code_version()), "network": facts}
     try:
@@ -197,10 +207,13 @@ def _read_entry(
         return None
 
 
-def training_key(spec: TrainingSpec, images: ImageBatches, y_encoded) -> str:
+def training_key(
+    spec: TrainingSpec, images: ImageBatches, y_encoded, sample_weight=None
+) -> str:
     """A hash of everything that decides the trained weights."""
     settings = {name: _content(value) for name, value in spec.key_fields().items()}
-    return joblib.hash((settings, images.fingerprint(), y_encoded, code_version()))
+    data = (images.fingerprint(), y_encoded, sample_weight)
+    return joblib.hash((settings, data, code_version()))
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from sklearn.utils._param_validation import (
     RealNotInt,
     StrOptions,
 )
-from sklearn.utils.validation import _check_method_params
+from sklearn.utils.validation import _check_method_params, _check_sample_weight
 
 __all__ = [
     "HasMethods",
@@ -33,6 +33,7 @@ __all__ = [
     "RealNotInt",
     "StrOptions",
     "_check_method_params",
+    "_check_sample_weight",
     "_fit_context",
     "_safe_indexing",
     "shutdown_loader_workers",

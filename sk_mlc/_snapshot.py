@@ -2,10 +2,11 @@
 
 What a trained skorch net holds that its spec does not decide is its weights
 (the module's state dict, input statistics included), the loss's class
-weights (``pos_weight``/``weight``, computed from the training data) and its
-history. :func:`snapshot` takes those out; :func:`restore` builds the net from
-a spec with :func:`~sk_mlc._training.initialize_network` and puts them back,
-checking that every tensor fits the rebuilt module. The optimizer state is not
+weights (``pos_weight``/``weight``, computed from the training data) and
+settings (``reduction``), and its history. :func:`snapshot` takes those out;
+:func:`restore` builds the net from a spec with
+:func:`~sk_mlc._training.initialize_network` and puts them back, checking that
+every tensor fits the rebuilt module. The optimizer state is not
 kept: a restored network that trains on starts its optimizer afresh.
 """
 
@@ -35,6 +36,14 @@ def snapshot(net: NeuralNet, prefix: str = "") -> tuple[dict, dict]:
         for name, tensor in net.criterion_.state_dict().items()
     )
     facts = {
+        # Settings such as ``reduction`` ("none" after weighted training).
+        "criterion": {
+            name: value
+            for name, value in vars(net.criterion_).items()
+            if not name.startswith("_")
+            and name != "training"  # the mode, not a setting
+            and type(value) in (bool, int, float, str)
+        },
         "history": [_plain(row) for row in net.history],
         "batch_size": int(net.batch_size),
         "max_epochs": int(net.max_epochs),
@@ -67,6 +76,18 @@ def restore(
                 f"{who}: the loss {type(criterion).__name__} has no buffer {name!r}."
             )
         setattr(criterion, name, tensor.to(net.device))
+    settings = facts.get("criterion", {})
+    if not isinstance(settings, dict):
+        raise ValueError(f"{who}: the saved loss settings are not a mapping.")
+    for name, value in settings.items():
+        # Only settings the rebuilt loss has, with a value of the same type.
+        own = getattr(criterion, name, None) if isinstance(name, str) else None
+        if name.startswith("_") or own is None or type(own) is not type(value):
+            raise ValueError(
+                f"{who}: the loss {type(criterion).__name__} has no setting "
+                f"{name!r} of type {type(value).__name__}."
+            )
+        setattr(criterion, name, value)
     net.history = History(_rows(facts.get("history"), who))
     return net
 

@@ -563,3 +563,17 @@ def test_a_truncated_file_is_refused(saved, marker, tmp_path):
     flipped[-5] ^= 0xFF
     path.write_bytes(bytes(flipped))
     _refused(path, "checksum")
+
+
+def test_a_weighted_fit_round_trips_with_its_loss_settings(data, tmp_path):
+    # Weighted training leaves the loss reducing nothing (per-sample losses):
+    # the loaded network's loss must be the one it trained with.
+    X, Y = data
+    weight = np.linspace(0.5, 2.0, len(X))
+    clf = CNNClassifier(**SMALL).fit(X, Y[:, 0], sample_weight=weight)
+    assert clf.criterion_.reduction == "none"
+    path = tmp_path / "weighted.safetensors"
+    sk_mlc.save(clf, path)
+    loaded = sk_mlc.load(path)
+    assert loaded.criterion_.reduction == "none"
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
