@@ -151,9 +151,11 @@ def test_loaded_model_has_the_parameters_and_fitted_state(name, models, saved):
     cnn, loaded_cnn = model, loaded
     if name == "tuner":
         cnn, loaded_cnn = model.estimator_, loaded.estimator_
-        np.testing.assert_array_equal(loaded.best_thresholds_, model.best_thresholds_)
-        np.testing.assert_array_equal(loaded.scores_, model.scores_)
-        assert loaded.best_score_ == model.best_score_
+        # Every fitted table (best_thresholds_, scores_, cv_results_, ...).
+        fitted = [k for k in vars(model) if k.endswith("_") and k != "estimator_"]
+        assert len(fitted) > 8
+        for key in fitted:
+            _assert_same(getattr(loaded, key), getattr(model, key))
         assert type(loaded.estimator) is CNNClassifier
         assert loaded.estimator.get_params() == model.estimator.get_params()
     for key, value in model.get_params(deep=False).items():
