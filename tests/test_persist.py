@@ -318,6 +318,18 @@ def test_overrides_replace_saved_values(saved, models, data):
     np.testing.assert_array_equal(loaded.predict(X), loaded.classes_[(p >= 0.9) * 1])
 
 
+def test_a_tuner_takes_its_estimators_parameters_by_their_nested_name(
+    saved, models, data
+):
+    X, _ = data
+    loaded = sk_mlc.load(saved["tuner"], estimator__device="cpu", estimator__lr=0.1)
+    assert loaded.estimator_.lr == loaded.estimator.lr == 0.1
+    assert loaded.estimator_.device_ == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), models["tuner"].predict(X))
+    with pytest.raises(ValueError, match=r"\['device'\] name no parameter"):
+        sk_mlc.load(saved["tuner"], device="cpu")
+
+
 def test_save_refuses_what_it_cannot_store(data, tmp_path):
     X, Y = data
     path = tmp_path / "m.safetensors"
