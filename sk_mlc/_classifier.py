@@ -275,10 +275,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         prediction (torch ``DataLoader``). Arrays are converted in-process.
 
     memory : str, joblib.Memory or None, default=None
-        Cache of trained networks (as ``Pipeline``'s ``memory``). A fit whose
+        Cache of trained networks (as ``Pipeline``'s ``memory``): a folder,
+        or a ``joblib.Memory`` whose ``location`` is used. A fit whose
         training parameters, data, seed and sk_mlc code match an earlier one
         loads that network instead of training again; ``threshold``,
         ``verbose``, ``memory`` and ``num_workers`` are not part of the key.
+        Networks are stored as safetensors files with JSON (the format of
+        :func:`sk_mlc.save`), never as pickles: nothing in the folder can run
+        code, and an entry that is corrupt, foreign or crafted is ignored
+        with a warning and trained again. Fits that need the same network at
+        the same time, in any processes sharing the folder (``n_jobs``, a
+        Dask cluster), wait for one training on a lock file next to it.
         Only ``fit`` uses the folder: predicting never writes to disk, and a
         fitted model keeps predicting when the folder is gone. The outputs of
         networks loaded from or stored in ``memory`` are kept in a bounded

@@ -37,7 +37,17 @@ __all__ = [
     "_fit_context",
     "_safe_indexing",
     "shutdown_loader_workers",
+    "validate_params",
 ]
+
+
+def validate_params(estimator) -> None:
+    """Check ``estimator``'s parameters against its ``_parameter_constraints``.
+
+    What ``fit`` does first, for a model rebuilt by ``sk_mlc.load`` (which
+    does not fit): ``BaseEstimator._validate_params`` is private.
+    """
+    estimator._validate_params()
 
 
 def shutdown_loader_workers(loader, iterator) -> None:
