@@ -14,6 +14,7 @@ from ._classifier import CNNClassifier
 from ._decode import read_image
 from ._lazy import LazyImages
 from ._loader import ImageLoader
+from ._onnx import to_onnx
 from ._threshold import ThresholdTunerCV
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "LazyImages",
     "ThresholdTunerCV",
     "read_image",
+    "to_onnx",
 ]
 __version__ = "0.1.0"
