@@ -149,14 +149,14 @@ class ServingInput:
                     f"{image_shape}, or convert rows before predicting."
                 )
             return cls(dtype, (int(np.prod(row)),), image_shape, first, scale)
-        if spec.layout == "NCHW":
-            first = True
-        elif spec.layout == "NHWC":
-            first = False
-        elif channels == 1:
+        first = spec.channels_first
+        if first is None:  # fitted before the spec kept it: the layout rule's guess
+            first = channels == 1 or _channels_first(
+                (height, width, channels), spec.layout, name
+            )
+        if first and channels == 1 and spec.layout != "NCHW":
+            # (n, H, W) was fitted, or (n, 1, H, W): the graph takes the plain one.
             return cls(dtype, (height, width), image_shape, True, scale)
-        else:
-            first = _channels_first((height, width, channels), "auto", name)
         sample = image_shape if first else (height, width, channels)
         return cls(dtype, sample, image_shape, first, scale)
 
