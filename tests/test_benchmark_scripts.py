@@ -9,9 +9,11 @@ A quick run costs 5-10 s on 2 cores, ~3 s of it importing torch. The three
 cheapest (~20 s together) run by default; the others are marked slow
 (``pytest -m slow``): ``bench_multilabel.py`` ~8 s,
 ``bench_threshold_search.py`` ~8-10 s, ``bench_memory.py`` ~40 s (seven child
-processes).
+processes), ``bench_serving.py`` ~25 s (a torch ONNX export; needs the ``onnx``
+extra).
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -42,9 +44,23 @@ SCRIPTS = {
     "bench_multilabel.py": ("| method | micro-F1 | macro-F1 |", False),
     "bench_scaling.py": ("| measurement | size | seconds |", True),
     "bench_threshold_search.py": ("| method | thresholds | trainings |", True),
+    "bench_serving.py": ("| path | one image p50 ms |", False),
 }
 # Over the default suite's budget for smoke tests: run with -m slow.
-SLOW_SCRIPTS = {"bench_multilabel.py", "bench_threshold_search.py"}
+SLOW_SCRIPTS = {"bench_multilabel.py", "bench_threshold_search.py", "bench_serving.py"}
+HAVE_ONNX = all(
+    importlib.util.find_spec(name) for name in ("onnx", "onnxruntime", "onnxscript")
+)
+# script -> the marks that skip it where it cannot run
+NEEDS = {
+    "bench_serving.py": [
+        pytest.mark.skipif(
+            not HAVE_ONNX,
+            reason="onnx, onnxruntime or onnxscript is missing: "
+            'pip install "sk_mlc[onnx]"',
+        )
+    ]
+}
 
 
 def run_quick(script: str, out: Path) -> str:
@@ -75,7 +91,11 @@ def run_quick(script: str, out: Path) -> str:
 @pytest.mark.parametrize(
     "script",
     [
-        pytest.param(script, marks=[pytest.mark.slow] if script in SLOW_SCRIPTS else [])
+        pytest.param(
+            script,
+            marks=([pytest.mark.slow] if script in SLOW_SCRIPTS else [])
+            + NEEDS.get(script, []),
+        )
         for script in sorted(SCRIPTS)
     ],
 )
