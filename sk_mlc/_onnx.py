@@ -266,7 +266,7 @@ def to_onnx(estimator, path, *, opset=None):
     Examples
     --------
     >>> import numpy as np
-    >>> import onnxruntime
+    >>> import onnxruntime  # doctest: +SKIP
     >>> from sk_mlc import CNNClassifier, to_onnx
     >>> rng = np.random.RandomState(0)
     >>> X = (rng.rand(40, 8, 8) * 255).astype(np.uint8)

@@ -145,8 +145,16 @@ def test_sparse_y_model_predicts_a_dense_matrix_on_uint8_nhwc(multilabel_data, t
     assert_same_answers(session, clf, X8)
 
 
-# float (n, H, W) and uint8 NHWC are tested above.
-@pytest.mark.parametrize("form", ["float NCHW", "flat rows", "uint16 resized"])
+# float (n, H, W) and uint8 NHWC are tested above; an export costs 1-3 s, so
+# the rarer forms run with -m slow.
+@pytest.mark.parametrize(
+    "form",
+    [
+        "float NCHW",
+        pytest.param("flat rows", marks=pytest.mark.slow),
+        pytest.param("uint16 resized", marks=pytest.mark.slow),
+    ],
+)
 def test_input_forms(form, binary_data, tmp):
     X, y = binary_data
     params = dict(FAST, max_epochs=2)
@@ -177,6 +185,7 @@ def test_threshold_tuner_exports_its_tuned_thresholds(multilabel_data, tmp):
     assert_same_answers(export(tuner, tmp, "tuner.onnx"), tuner, X)
 
 
+@pytest.mark.slow
 def test_threshold_tuner_around_a_frozen_classifier(fitted_binary, binary_data, tmp):
     X, y = binary_data
     tuner = ThresholdTunerCV(
