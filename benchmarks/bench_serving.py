@@ -11,8 +11,12 @@ same uint8 test images along three paths:
 * the graph written by ``sk_mlc.to_onnx``, run by onnxruntime.
 
 For each: the latency of one image (p50 and p99 over many single-image calls,
-the paths alternating call by call so that drifts in machine load hit all of
-them alike) and the throughput on batches of 256 images. For each saved form
+the paths taking turns call by call, in a rotating order, so that drifts in
+machine load hit all of them alike) and the throughput on batches of 256
+images. Each path computes on ``--threads`` threads (default 1: one request
+per core is how a CPU server scales, and on a shared machine more threads
+mostly measure the other jobs); onnxruntime's idle threads do not spin, so
+they take no CPU from the path measured after them. For each saved form
 of the model: its file size and the time to load it (warm file cache, in
 process, torch already imported): a pickle, the ONNX file, and the
 ``sk_mlc.save`` file where this sk_mlc has it. The ONNX graph's answers are
@@ -25,6 +29,7 @@ Writes ``benchmarks/results/serving.md``. Run:
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import statistics
 import tempfile
@@ -84,10 +89,19 @@ def onnx_path(path: Path):
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    # Spinning worker threads would eat the CPU of whichever path runs next.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(
         str(path), options, providers=["CPUExecutionProvider"]
     )
     return lambda X: session.run(["probabilities"], {"images": X})[0]
+
+
+def turns(names: list, i: int) -> list:
+    """``names`` rotated by ``i``: each path follows each other one in turn."""
+    shift = i % len(names)
+    return names[shift:] + names[:shift]
 
 
 def latencies(paths: dict, X: np.ndarray, n_calls: int, n_warm: int = 20):
@@ -99,7 +113,7 @@ def latencies(paths: dict, X: np.ndarray, n_calls: int, n_warm: int = 20):
     names = list(paths)
     for i in range(n_calls):
         image = X[i % len(X)][None]
-        for name in names if i % 2 == 0 else names[::-1]:
+        for name in turns(names, i):
             start = time.perf_counter()
             paths[name](image)
             times[name].append(time.perf_counter() - start)
@@ -113,7 +127,7 @@ def throughputs(paths: dict, X: np.ndarray, repeats: int):
     for predict in paths.values():
         predict(X)  # warm-up
     for repeat in range(repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
+        for name in turns(names, repeat):
             start = time.perf_counter()
             paths[name](X)
             times[name].append(time.perf_counter() - start)
@@ -166,9 +180,10 @@ def saved_forms(clf: CNNClassifier, folder: Path, repeats: int):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke-test run")
-    parser.add_argument("--n-train", type=int, default=60000)
+    parser.add_argument("--n-train", type=int, default=20000)
     parser.add_argument("--n-test", type=int, default=10000)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="per path")
     parser.add_argument("--calls", type=int, default=2000, help="one-image calls")
     parser.add_argument("--repeats", type=int, default=20, help="batches of 256")
     parser.add_argument("--load-repeats", type=int, default=9)
@@ -179,20 +194,26 @@ def main(argv=None):
         args.calls, args.repeats, args.load_repeats = 40, 2, 2
 
     X, y, X_test, y_test, source = fashion_or_generated(args.n_train, args.n_test)
+    torch.set_num_threads(args.threads)
     clf = CNNClassifier(max_epochs=args.epochs, random_state=0, device="cpu")
     start = time.perf_counter()
     clf.fit(X, y)
     fit_seconds = time.perf_counter() - start
+    print(f"fitted in {fit_seconds:.1f} s", flush=True)
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         forms, graph = saved_forms(clf, Path(folder), args.load_repeats)
+        print("saved and loaded:", forms, flush=True)
         paths = {
             "CNNClassifier.predict_proba (torch)": clf.predict_proba,
             "bare network (torch)": network_path(clf),
             "to_onnx graph (onnxruntime)": onnx_path(graph),
         }
         times = latencies(paths, X_test, args.calls)
+        print("one-image latencies measured", flush=True)
         rates = throughputs(paths, X_test[:BATCH], args.repeats)
+        print("throughputs measured", flush=True)
         answers = {name: predict(X_test) for name, predict in paths.items()}
         labels = onnx_labels(graph, X_test)
 
@@ -244,11 +265,15 @@ def main(argv=None):
         "threads (torch's count). The graph's probabilities differ from "
         f"predict_proba by at most {gap:.1e} on the test images; its labels "
         f"equal predict's: {'yes' if same_labels else 'NO'}.",
+        "Machine load (1-minute load average, other jobs included) before and "
+        f"after the measurements: {load_before:.1f}, {os.getloadavg()[0]:.1f}, "
+        f"on {os.cpu_count()} CPUs: above the CPU count, the paths also compete "
+        "with other processes, which inflates p99 most.",
         *provenance("bench_serving.py", argv),
     ]
     if "sk_mlc.save" not in forms:
         notes.insert(
-            -3,
+            -4,
             "sk_mlc.save / sk_mlc.load are not in this sk_mlc: no row for them "
             "(rerun this script once they are).",
         )
