@@ -7,22 +7,28 @@ cross-entropy, decided by a ``threshold`` that is an ordinary, tunable
 hyperparameter. :class:`ThresholdTunerCV` tunes one threshold per label at the
 cost of one fit per CV split. :class:`ImageLoader` and :class:`LazyImages`
 bring image files in through Pillow; :mod:`sk_mlc.datasets` reads the common
-folder and CSV layouts.
+folder and CSV layouts. :func:`save` and :func:`load` keep a fitted model in
+one file (safetensors and JSON) that loads without running any code from it.
 """
 
 from ._classifier import CNNClassifier
 from ._decode import read_image
+from ._display import ThresholdDisplay
 from ._lazy import LazyImages
 from ._loader import ImageLoader
 from ._onnx import to_onnx
+from ._persist import load, save
 from ._threshold import ThresholdTunerCV
 
 __all__ = [
     "CNNClassifier",
     "ImageLoader",
     "LazyImages",
+    "ThresholdDisplay",
     "ThresholdTunerCV",
+    "load",
     "read_image",
+    "save",
     "to_onnx",
 ]
 __version__ = "0.1.0"

@@ -1,7 +1,8 @@
 """``memory``: a visible wrapper that reuses a trained network when nothing changed.
 
 :class:`TrainingCache` puts :func:`~sk_mlc._training.train_network`, the one
-function that trains, behind a :class:`joblib.Memory`. The key is a hash of
+function that trains, behind a cache folder (``memory``: a path, or a
+:class:`joblib.Memory` whose ``location`` is used). The key is a hash of
 
 * every field of the :class:`~sk_mlc._spec.TrainingSpec` that shapes training
   (all but ``verbose`` and ``num_workers``), with modules reduced to their class
@@ -19,10 +20,14 @@ gone, read-only or on another machine. Where a parameter cannot be reduced to
 content (a lambda, a local function), the key cannot be trusted: the fit then
 trains without the cache and says so with a warning.
 
-Entries are written by :class:`joblib.Memory`, which writes each result to a
-temporary file and renames it into place, so processes sharing a cache
-directory never read a half-written network (at worst, two of them train the
-same one).
+Entries are sealed safetensors files (``_sealed.py``, the format of
+``sk_mlc.save``): weights as tensors, the history as JSON, a checksum. They
+are never pickles, so a crafted file in a shared folder cannot run code; an
+entry that is corrupt, foreign or crafted is ignored with a warning and the
+network trained again. Each entry is written to a temporary file and renamed
+into place, so no process reads half of one, and fits that need the same
+network queue on a lock file next to it (``filelock``): however many
+processes share the folder, each network is trained once.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import functools
 import hashlib
 import inspect
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import joblib
@@ -38,33 +44,59 @@ import numpy as np
 import sklearn
 import skorch
 import torch
+from filelock import FileLock
 from sklearn.utils.validation import check_memory
 from skorch import NeuralNet
 
 from ._inputs import ImageBatches
+from ._sealed import read_sealed, write_sealed
+from ._snapshot import restore, snapshot
 from ._spec import TrainingSpec
 from ._training import train_network
 from ._weights import Weights
 
+NETWORK = "sk_mlc.network"
+_SUFFIX = ".safetensors"
+
 
 class TrainingCache:
-    """:func:`train_network` behind ``memory`` (a path or a :class:`joblib.Memory`)."""
+    """:func:`train_network` behind ``memory`` (a folder, or a :class:`joblib.Memory`).
+
+    Networks are stored under ``<folder>/sk_mlc/<key>.safetensors``, in the
+    format of ``sk_mlc.save`` (weights as tensors, facts as JSON), never as
+    pickles: nothing in a cache folder can run code in the fit that reads it.
+    """
 
     def __init__(self, memory):
-        self.memory = check_memory(memory)
+        memory = check_memory(memory)
+        # joblib.Memory(None) caches nothing; a Memory-like object without a
+        # folder has nowhere to put networks.
+        if not hasattr(memory, "location"):
+            warnings.warn(
+                f"memory is ignored: a {type(memory).__name__} has no location, and "
+                "sk_mlc stores networks in a folder. Pass a path or a joblib.Memory.",
+                UserWarning,
+                stacklevel=4,
+            )
+        self.location = getattr(memory, "location", None)
+        self.folder = None if self.location is None else Path(self.location) / "sk_mlc"
 
     def train(
-        self, spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+        self,
+        spec: TrainingSpec,
+        images: ImageBatches,
+        y_encoded: np.ndarray,
+        sample_weight: np.ndarray | None = None,
     ) -> tuple[NeuralNet, str | None]:
         """The trained network and its identity (None when not cached).
 
         The identity names the weights: the same string always means the same
         network, in this process and in any other that shares the folder.
         """
-        if self.memory.location is None:  # joblib.Memory(None) caches nothing
-            return train_network(spec, images, y_encoded), None
+        if self.folder is None:
+            return train_network(spec, images, y_encoded, sample_weight), None
         try:
-            key = training_key(spec, images, y_encoded)
+            key = training_key(spec, images, y_encoded, sample_weight)
         except Exception as exc:
             warnings.warn(
                 "memory is ignored for this fit: the training parameters cannot be "
@@ -73,18 +105,115 @@ class TrainingCache:
                 UserWarning,
                 stacklevel=3,
             )
-            return train_network(spec, images, y_encoded), None
-        net = _memorized(self.memory)(key, spec, images, y_encoded)
+            return train_network(spec, images, y_encoded, sample_weight), None
+        entry = self.folder / f"{key}{_SUFFIX}"
+        # A quiet first look, without the lock: a hit needs no waiting, and a
+        # bad entry is reported once, under the lock, where it is replaced.
+        net = _read_entry(entry, key, spec, images, warn=False)
+        if net is None:
+            net = self._train_once(entry, key, spec, images, y_encoded, sample_weight)
         # verbose is not in the key, so a loaded network carries the value of
         # the fit that trained it; show this fit's instead.
         net.verbose = spec.verbose
-        return net, f"{self.memory.location}:{key}"
+        return net, f"{self.location}:{key}"
+
+    def _train_once(
+        self, entry: Path, key: str, spec, images, y_encoded, sample_weight
+    ) -> NeuralNet:
+        """Train and store the network, once across every process sharing the folder.
+
+        Fits that need the same network at the same time (workers of a Dask
+        or joblib search) queue on a lock file next to the entry; the first
+        trains and stores it, the others find it when they get the lock.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or vanished location
+            warnings.warn(
+                f"memory: cannot create {str(self.folder)!r} ({exc}); this fit "
+                "trains its network without storing it.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return train_network(spec, images, y_encoded, sample_weight)
+        lock = FileLock(entry.with_suffix(".lock"))
+        try:
+            lock.acquire()
+        except OSError as exc:  # a file system without locks (old NFS)
+            warnings.warn(
+                f"memory: cannot lock {str(entry)!r} ({exc}); other processes may "
+                "train this network at the same time (each stores the same one).",
+                UserWarning,
+                stacklevel=4,
+            )
+            return _train_and_store(entry, key, spec, images, y_encoded, sample_weight)
+        try:
+            # Checked again: another process may have stored it while we waited.
+            net = _read_entry(entry, key, spec, images)
+            if net is None:
+                net = _train_and_store(
+                    entry, key, spec, images, y_encoded, sample_weight
+                )
+            return net
+        finally:
+            lock.release()
 
 
-def training_key(spec: TrainingSpec, images: ImageBatches, y_encoded) -> str:
+def _train_and_store(
+    entry: Path, key: str, spec, images, y_encoded, sample_weight
+) -> NeuralNet:
+    net = train_network(spec, images, y_encoded, sample_weight)
+    tensors, facts = snapshot(net)
+    document = {"key": key, "code": list(code_version()), "network": facts}
+    try:
+        write_sealed(entry, NETWORK, document, tensors)
+    except OSError as exc:
+        warnings.warn(
+            f"memory: could not store the network in {str(entry)!r} ({exc}).",
+            UserWarning,
+            stacklevel=5,
+        )
+    return net
+
+
+def _read_entry(
+    entry: Path, key: str, spec: TrainingSpec, images, *, warn: bool = True
+) -> NeuralNet | None:
+    """The network stored for ``key``, or None (absent, or unusable: warned)."""
+    if not entry.is_file():
+        return None
+    try:
+        document, tensors, _ = read_sealed(entry, NETWORK, "memory")
+        if document.get("key") != key:
+            raise ValueError(
+                f"memory: {str(entry)!r} was stored for another key; it was renamed "
+                "or copied into place"
+            )
+        facts = document.get("network")
+        if not isinstance(facts, dict):
+            raise ValueError(f"memory: {str(entry)!r} describes no network")
+        # The stored weights replace the starting ones: don't read weights= again.
+        spec = replace(spec, weights=None, init=None)
+        return restore(spec, images.image_shape, tensors, facts, who="memory")
+    except Exception as exc:  # whatever is wrong with it, training is the fix
+        if not warn:
+            return None
+        warnings.warn(
+            f"memory: ignored the cache entry {str(entry)!r} and trained the network "
+            f"again: {exc}",
+            UserWarning,
+            stacklevel=5,
+        )
+        return None
+
+
+def training_key(
+    spec: TrainingSpec, images: ImageBatches, y_encoded, sample_weight=None
+) -> str:
     """A hash of everything that decides the trained weights."""
     settings = {name: _content(value) for name, value in spec.key_fields().items()}
-    return joblib.hash((settings, images.fingerprint(), y_encoded, code_version()))
+    data = (images.fingerprint(), y_encoded, sample_weight)
+    return joblib.hash((settings, data, code_version()))
 
 
 @functools.cache
@@ -151,22 +280,3 @@ def _code(obj) -> str:
     except (OSError, TypeError):  # built in, or defined in an interactive session
         code = getattr(obj, "__code__", None)
         return obj.__qualname__ if code is None else code.co_code.hex()
-
-
-# One MemorizedFunc per cache location: building one checks the function's
-# source against the cache's copy, which costs more than loading a small
-# network (and a grid search asks for it once per candidate).
-_MEMORIZED: dict = {}
-
-
-def _memorized(memory):
-    if memory.location not in _MEMORIZED:
-        _MEMORIZED[memory.location] = memory.cache(
-            _train_cached, ignore=["spec", "images", "y_encoded"]
-        )
-    return _MEMORIZED[memory.location]
-
-
-def _train_cached(key, spec, images, y_encoded):
-    # Only ``key`` is hashed by joblib; it stands for all the other arguments.
-    return train_network(spec, images, y_encoded)

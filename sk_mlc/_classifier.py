@@ -15,9 +15,15 @@ from torch import nn
 
 from ._augment import AUGMENTATIONS
 from ._cache import TrainingCache
-from ._compat import HasMethods, Interval, StrOptions, _fit_context
+from ._compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _check_sample_weight,
+    _fit_context,
+)
 from ._decode import _MODES
-from ._inputs import InputSpec, read_images
+from ._inputs import InputSpec, named_errors, read_images
 from ._outputs import cached_outputs
 from ._spec import TrainingSpec
 from ._targets import check_threshold, partial_fit_target, resolve_target
@@ -200,8 +206,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     validation_fraction : float or None, default=None
         Share of the training data held out as a validation set (stratified
-        for 1-D targets when every class has two samples, random for
-        multi-label). skorch reports ``valid_loss`` on it every epoch, and
+        for 1-D targets when every class has two samples; for
+        multi-label targets by iterative stratification, so that every label
+        keeps its rate). skorch reports ``valid_loss`` on it every epoch, and
         skorch callbacks that need a validation set (``EpochScoring(...,
         on_train=False)``, ``Checkpoint``, ``EarlyStopping``) work with it,
         with or without ``early_stopping``. None holds nothing out, unless
@@ -235,10 +242,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         prediction (torch ``DataLoader``). Arrays are converted in-process.
 
     memory : str, joblib.Memory or None, default=None
-        Cache of trained networks (as ``Pipeline``'s ``memory``). A fit whose
+        Cache of trained networks (as ``Pipeline``'s ``memory``): a folder,
+        or a ``joblib.Memory`` whose ``location`` is used. A fit whose
         training parameters, data, seed and sk_mlc code match an earlier one
         loads that network instead of training again; ``threshold``,
         ``verbose``, ``memory`` and ``num_workers`` are not part of the key.
+        Networks are stored as safetensors files with JSON (the format of
+        :func:`sk_mlc.save`), never as pickles: nothing in the folder can run
+        code, and an entry that is corrupt, foreign or crafted is ignored
+        with a warning and trained again. Fits that need the same network at
+        the same time, in any processes sharing the folder (``n_jobs``, a
+        Dask cluster), wait for one training on a lock file next to it.
         Only ``fit`` uses the folder: predicting never writes to disk, and a
         fitted model keeps predicting when the folder is gone. The outputs of
         networks loaded from or stored in ``memory`` are kept in a bounded
@@ -415,7 +429,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network on images ``X`` and targets ``y``.
 
         Parameters
@@ -430,6 +444,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             the network.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a multi-hot indicator matrix (dense or sparse).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples' losses (each sample's loss is
+            the mean over its labels). They are divided by their mean over
+            the training samples, so they move emphasis between samples and
+            leave the learning rate's meaning alone; equal weights are the
+            same as None. The validation loss (``early_stopping``) is weighted
+            too. Mini-batch training is stochastic: a weight of 2 is close to,
+            not the same as, repeating a sample.
 
         Returns
         -------
@@ -455,9 +477,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         spec = TrainingSpec.from_estimator(
             self, target, len(images), channels=images.image_shape[0], init=init
         )
+        sample_weight = _sample_weight(sample_weight, len(images), name)
 
         if self.memory is None:
-            net, weights_id = train_network(spec, images, y_encoded), None
+            net = train_network(spec, images, y_encoded, sample_weight)
+            weights_id = None
         elif self.random_state is None:
             warnings.warn(
                 f"{name}: memory is ignored because random_state=None draws a new "
@@ -466,9 +490,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=2,
             )
-            net, weights_id = train_network(spec, images, y_encoded), None
+            net = train_network(spec, images, y_encoded, sample_weight)
+            weights_id = None
         else:
-            net, weights_id = TrainingCache(self.memory).train(spec, images, y_encoded)
+            net, weights_id = TrainingCache(self.memory).train(
+                spec, images, y_encoded, sample_weight
+            )
         self._set_fitted(
             inputs.fitted(images), images.image_shape, target, spec, net, weights_id
         )
@@ -476,7 +503,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one more epoch on ``X``, ``y``, at the constant ``lr``.
 
         scikit-learn's incremental convention: the first call (on an unfitted
@@ -495,6 +522,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             Every class label of a 1-D target; required on the first call (a
             batch need not hold them all), optional later (it must then match
             ``classes_``). A multi-hot ``y`` names its labels by its columns.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples' losses, relative within the call (see
+            ``fit``).
 
         Returns
         -------
@@ -545,7 +575,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         else:
             net = self.net_ if self._incremental_ else continue_network(self.net_, spec)
             inputs = self._input_spec_
-        train_epoch(net, spec, images, y_encoded)
+        sample_weight = _sample_weight(sample_weight, len(images), name)
+        train_epoch(net, spec, images, y_encoded, sample_weight)
         self._set_fitted(inputs, images.image_shape, target, spec, net, None)
         self._incremental_ = True
         return self
@@ -658,3 +689,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_label = True
         tags.input_tags.three_d_array = True
         return tags
+
+
+def _sample_weight(sample_weight, n_samples: int, name: str):
+    """Checked float64 weights, or None where they change nothing (all equal)."""
+    if sample_weight is None:
+        return None
+    with named_errors(name):
+        weight = _check_sample_weight(
+            sample_weight, np.empty((n_samples, 0)), ensure_non_negative=True
+        )
+    return None if np.all(weight == weight[0]) else weight

@@ -25,7 +25,7 @@ from sklearn.utils._param_validation import (
     RealNotInt,
     StrOptions,
 )
-from sklearn.utils.validation import _check_method_params
+from sklearn.utils.validation import _check_method_params, _check_sample_weight
 
 __all__ = [
     "HasMethods",
@@ -33,10 +33,21 @@ __all__ = [
     "RealNotInt",
     "StrOptions",
     "_check_method_params",
+    "_check_sample_weight",
     "_fit_context",
     "_safe_indexing",
     "shutdown_loader_workers",
+    "validate_params",
 ]
+
+
+def validate_params(estimator) -> None:
+    """Check ``estimator``'s parameters against its ``_parameter_constraints``.
+
+    What ``fit`` does first, for a model rebuilt by ``sk_mlc.load`` (which
+    does not fit): ``BaseEstimator._validate_params`` is private.
+    """
+    estimator._validate_params()
 
 
 def shutdown_loader_workers(loader, iterator) -> None:

@@ -22,12 +22,21 @@ class BatchDataset(Dataset):
 
     ``index`` maps positions to rows of ``images`` (a train or validation
     subset); ``y`` is the encoded target for *all* rows, or None at predict.
+    With ``sample_weight`` (one per row), ``y_batch`` is the pair
+    ``(y_batch, weight_batch)``, which the net's ``get_loss`` unpacks.
     """
 
-    def __init__(self, images: ImageBatches, y: np.ndarray | None = None, index=None):
+    def __init__(
+        self,
+        images: ImageBatches,
+        y: np.ndarray | None = None,
+        index=None,
+        sample_weight: np.ndarray | None = None,
+    ):
         self.images = images
         self.y = y
         self.index = np.arange(len(images)) if index is None else np.asarray(index)
+        self.sample_weight = sample_weight
 
     def __len__(self) -> int:
         return len(self.index)
@@ -36,6 +45,8 @@ class BatchDataset(Dataset):
         rows = self.index[positions]
         X = self.images.batch(rows)
         y = None if self.y is None else torch.from_numpy(self.y[rows])
+        if self.sample_weight is not None:
+            y = (y, torch.from_numpy(self.sample_weight[rows]))
         return X, y
 
 

@@ -14,11 +14,12 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, check_cv
+from sklearn.model_selection import StratifiedShuffleSplit, check_cv
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from ._compat import _check_method_params, _safe_indexing
+from ._split import MultilabelStratifiedKFold, multilabel_train_test_split
 from ._targets import positive_proba
 
 
@@ -33,11 +34,14 @@ class OutOfFold(NamedTuple):
         The sample of each row of ``proba``, pooled over the validation folds.
     proba : ndarray of shape (n_validation, n_labels)
         Positive-class probabilities, each from a model that did not train on it.
+    folds : ndarray of shape (n_validation,)
+        The CV split that predicted each row (all 0 for a single split).
     """
 
     estimator: object
     indices: np.ndarray
     proba: np.ndarray
+    folds: np.ndarray
 
 
 def out_of_fold_proba(
@@ -49,7 +53,8 @@ def out_of_fold_proba(
     refit: bool,
     n_labels: int,
     fit_params: dict,
-    stratify: bool,
+    split_params: dict | None = None,
+    Y: np.ndarray | None = None,
     random_state=None,
     n_jobs: int | None = None,
     verbose: int = 0,
@@ -57,8 +62,10 @@ def out_of_fold_proba(
     """Fit ``estimator`` per CV split and pool its validation probabilities.
 
     ``cv`` is anything :class:`~sk_mlc.ThresholdTunerCV` accepts: an int,
-    splitter or iterable, a float validation fraction (one shuffled split,
-    stratified if ``stratify``), or ``"prefit"``. A prefit or frozen estimator
+    splitter or iterable, a float validation fraction (one shuffled split), or
+    ``"prefit"``. An int or a float splits stratified: by class for a binary
+    ``y``, by iterative stratification of ``Y`` (the multi-label indicator
+    matrix, None for a binary ``y``) otherwise. A prefit or frozen estimator
     is scored as is on all of ``X``. With ``refit`` a clone is fitted on all
     the data; without it, the single split's fitted clone is kept.
     """
@@ -73,14 +80,17 @@ def out_of_fold_proba(
         # the same model: score it once on all the data instead.
         return _score_prefit(estimator, X, n_labels)
 
-    splitter = _check_cv(cv, y, stratify, random_state)
+    splitter = _check_cv(cv, y, Y, random_state)
     if not refit and splitter.get_n_splits(X, y) > 1:
         raise ValueError(
             "ThresholdTunerCV: when cv has several folds, refit cannot be False: "
             f"got cv={cv!r} with {splitter.get_n_splits(X, y)} folds. Pass "
             "refit=True, or a single split such as cv=0.2."
         )
-    splits = list(splitter.split(X, y))
+    # The stratified multi-label splitters read the dense indicator matrix,
+    # which a sparse or list-of-lists y only spells.
+    split_y = y if Y is None or not isinstance(splitter, _MULTILABEL) else Y
+    splits = list(splitter.split(X, split_y, **(split_params or {})))
     folds = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fit_predict_fold)(
             clone(estimator), X, y, train, val, fit_params, n_labels, keep=not refit
@@ -94,7 +104,9 @@ def out_of_fold_proba(
     # Pooled rather than averaged per fold: every sample counts once, and a
     # small fold cannot swing the choice with a noisy per-fold optimum.
     indices = np.concatenate([val for _, val in splits])
-    return OutOfFold(fitted, indices, np.vstack([proba for _, proba in folds]))
+    fold_of_row = np.repeat(np.arange(len(splits)), [len(val) for _, val in splits])
+    proba = np.vstack([proba for _, proba in folds])
+    return OutOfFold(fitted, indices, proba, fold_of_row)
 
 
 def _score_prefit(estimator, X, n_labels: int) -> OutOfFold:
@@ -107,13 +119,46 @@ def _score_prefit(estimator, X, n_labels: int) -> OutOfFold:
             "first, or pass a cv such as cv=5 to fit it per split."
         ) from exc
     proba = positive_proba(estimator.predict_proba(X), n_labels, estimator)
-    return OutOfFold(estimator, np.arange(proba.shape[0]), proba)
+    n = proba.shape[0]
+    return OutOfFold(estimator, np.arange(n), proba, np.zeros(n, dtype=int))
 
 
-def _check_cv(cv, y, stratify: bool, random_state):
-    if isinstance(cv, Real) and not isinstance(cv, Integral):
-        splitter = StratifiedShuffleSplit if stratify else ShuffleSplit
-        return splitter(n_splits=1, test_size=cv, random_state=random_state)
+class _MultilabelSplit:
+    """One stratified split of a multi-label y, as a one-split CV splitter."""
+
+    def __init__(self, test_size: float, random_state):
+        self.test_size = test_size
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return 1
+
+    def split(self, X, y, groups=None):
+        yield multilabel_train_test_split(
+            np.arange(len(y)), y, self.test_size, self.random_state
+        )
+
+
+_MULTILABEL = (MultilabelStratifiedKFold, _MultilabelSplit)
+
+
+def _check_cv(cv, y, Y, random_state):
+    """The splitter: stratified by class (binary) or iteratively (multi-label).
+
+    scikit-learn's ``check_cv`` turns an int into ``KFold`` for a multi-label
+    y, which can leave a rare label without a positive in some fold; an int
+    here gives iterative stratification instead, unshuffled (deterministic, as
+    ``check_cv``'s folds are), so repeated fits share a ``memory`` cache.
+    """
+    float_cv = isinstance(cv, Real) and not isinstance(cv, Integral)
+    if Y is not None and float_cv:
+        return _MultilabelSplit(cv, random_state)
+    if float_cv:
+        return StratifiedShuffleSplit(
+            n_splits=1, test_size=cv, random_state=random_state
+        )
+    if Y is not None and (cv is None or isinstance(cv, Integral)):
+        return MultilabelStratifiedKFold(5 if cv is None else cv)
     return check_cv(cv, y, classifier=True)
 
 

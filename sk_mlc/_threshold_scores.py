@@ -1,6 +1,14 @@
-"""Scoring every candidate threshold from confusion counts, for ThresholdTunerCV."""
+"""Scoring thresholds from (weighted) confusion counts, for ThresholdTunerCV.
+
+One :class:`LabelMetric` knows how to score decisions: per label, and averaged
+over the labels as ``average`` says. Everything here is counting; no model is
+fitted or called.
+"""
 
 from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,7 +28,8 @@ def _balanced_accuracy(tp, fp, fn, tn, beta):
 
 
 # Each metric from the confusion counts of p >= t, exactly as the matching
-# sklearn.metrics function with zero_division=0 would score the predictions.
+# sklearn.metrics function with zero_division=0 would score the predictions
+# (with sample_weight, from the weighted counts).
 COUNT_METRICS = {
     "f1": lambda tp, fp, fn, tn, beta: _ratio(2 * tp, 2 * tp + fp + fn),
     "fbeta": lambda tp, fp, fn, tn, beta: _ratio(
@@ -32,43 +41,125 @@ COUNT_METRICS = {
     "accuracy": lambda tp, fp, fn, tn, beta: _ratio(tp + tn, tp + fp + fn + tn),
     "balanced_accuracy": _balanced_accuracy,
 }
+AVERAGES = ("macro", "micro", "samples")
 
 
-def confusion_counts(Y: np.ndarray, P: np.ndarray, thresholds: np.ndarray):
-    """TP, FP, FN, TN of ``P >= t`` for every threshold and label, each ``(T, k)``.
+def confusion_counts(Y: np.ndarray, P: np.ndarray, thresholds, weights) -> np.ndarray:
+    """Weighted TP, FP, FN, TN of ``P >= t`` per threshold and label, ``(4, T, k)``.
 
-    Sorting each label's scores once and counting with ``searchsorted`` is exact
-    and costs O(n log n) per label, instead of materialising a ``(T, n, k)``
-    boolean array that grows with the number of candidates.
+    Sorting each label's scores once and summing weights below each threshold
+    with ``searchsorted`` is exact and costs O(n log n) per label, instead of
+    materialising a ``(T, n, k)`` boolean array that grows with the candidates.
     """
-    counts = np.empty((4, len(thresholds), Y.shape[1]), dtype=np.int64)
+    counts = np.empty((4, len(thresholds), Y.shape[1]))
     for j in range(Y.shape[1]):
-        pos, neg = np.sort(P[Y[:, j], j]), np.sort(P[~Y[:, j], j])
-        # side="left" counts the scores strictly below t, so the rest are p >= t.
-        tp = pos.size - np.searchsorted(pos, thresholds, side="left")
-        fp = neg.size - np.searchsorted(neg, thresholds, side="left")
-        counts[:, :, j] = tp, fp, pos.size - tp, neg.size - fp
+        for row, mask in ((0, Y[:, j]), (1, ~Y[:, j])):
+            order = np.argsort(P[mask, j], kind="stable")
+            p, below = P[mask, j][order], np.cumsum(weights[mask][order])
+            below = np.concatenate([[0.0], below])
+            # side="left" counts the scores strictly below t: the rest are p >= t.
+            positive = below[-1] - below[np.searchsorted(p, thresholds, side="left")]
+            counts[row, :, j] = positive  # TP for positives, FP for negatives
+            counts[row + 2, :, j] = below[-1] - positive  # FN, TN
     return counts
 
 
-def score_table(Y: np.ndarray, P: np.ndarray, counts, metric, thresholds, beta):
-    """``metric`` per candidate: ``(T, k)`` per label, ``(T,)`` micro-averaged.
+def decision_counts(Y: np.ndarray, D: np.ndarray, weights) -> np.ndarray:
+    """Weighted TP, FP, FN, TN of the decisions ``D``, per label: ``(4, k)``."""
+    w = weights[:, None]
+    return np.stack(
+        [(w * (Y & D)).sum(0), (w * (~Y & D)).sum(0)]
+        + [(w * (Y & ~D)).sum(0), (w * (~Y & ~D)).sum(0)]
+    )
 
-    A named metric comes from ``counts``; a callable is called on the 0/1
-    predictions of every candidate, per label and on the flattened matrices.
+
+@dataclass(frozen=True)
+class LabelMetric:
+    """A binary metric applied per label, and its average over the labels.
+
+    ``metric`` is a name of :data:`COUNT_METRICS` or a callable
+    ``metric(y_true, y_pred[, sample_weight=...])``; ``average`` is what a
+    threshold vector is judged by: the mean of the labels' scores
+    (``"macro"``), the score of the pooled counts (``"micro"``), or the mean of
+    each sample's score over its labels (``"samples"``).
     """
-    if not callable(metric):
-        score = COUNT_METRICS[metric]
-        return score(*counts, beta), score(*counts.sum(axis=2), beta)
-    y_true = Y.astype(int)
-    per_label = np.empty((len(thresholds), Y.shape[1]))
-    micro = np.empty(len(thresholds))
-    for i, t in enumerate(thresholds):
-        y_pred = (P >= t).astype(int)
-        for j in range(Y.shape[1]):
-            per_label[i, j] = metric(y_true[:, j], y_pred[:, j])
-        micro[i] = metric(y_true.ravel(), y_pred.ravel())
-    return per_label, micro
+
+    metric: object
+    beta: float
+    average: str
+
+    def table(self, Y, P, weights, thresholds):
+        """Scores when every label uses each candidate: ``(T, k)`` and ``(T,)``."""
+        if callable(self.metric):
+            per_label = np.array(
+                [self.per_label(Y, P >= t, weights) for t in thresholds]
+            ).reshape(len(thresholds), Y.shape[1])
+            overall = np.array([self.overall(Y, P >= t, weights) for t in thresholds])
+            return per_label, overall
+        counts = confusion_counts(Y, P, thresholds, weights)
+        score = COUNT_METRICS[self.metric]
+        per_label = score(*counts, self.beta)
+        if self.average == "macro":
+            overall = per_label.mean(axis=1)
+        elif self.average == "micro":
+            overall = score(*counts.sum(axis=2), self.beta)
+        else:
+            overall = np.array([self.overall(Y, P >= t, weights) for t in thresholds])
+        return per_label, overall
+
+    def per_label(self, Y, D, weights) -> np.ndarray:
+        """Each label's score of the decisions ``D``: ``(k,)``."""
+        if callable(self.metric):
+            return np.array(
+                [self._call(Y[:, j], D[:, j], weights) for j in range(Y.shape[1])]
+            )
+        return COUNT_METRICS[self.metric](*decision_counts(Y, D, weights), self.beta)
+
+    def overall(self, Y, D, weights) -> float:
+        """The averaged score of the decisions ``D`` (``(n, k)`` bool)."""
+        if self.average == "macro" or Y.shape[1] == 1:
+            return float(self.per_label(Y, D, weights).mean())
+        if self.average == "micro":
+            if callable(self.metric):
+                k = Y.shape[1]
+                return self._call(Y.ravel(), D.ravel(), np.repeat(weights, k))
+            counts = decision_counts(Y, D, weights).sum(axis=1)
+            return float(COUNT_METRICS[self.metric](*counts, self.beta))
+        # "samples": each row's labels are one binary problem, rows averaged.
+        rows = np.stack([(Y & D).sum(1), (~Y & D).sum(1), (Y & ~D).sum(1)])
+        rows = np.vstack([rows, [Y.shape[1] - rows.sum(0)]])
+        scores = COUNT_METRICS[self.metric](*rows, self.beta)
+        return float(np.average(scores, weights=weights))
+
+    def _call(self, y_true, y_pred, weights) -> float:
+        y_true, y_pred = y_true.astype(int), y_pred.astype(int)
+        if weights is None or np.all(weights == 1):
+            return float(self.metric(y_true, y_pred))
+        return float(self.metric(y_true, y_pred, sample_weight=weights))
+
+
+def takes_sample_weight(metric) -> bool:
+    """Whether a callable metric accepts ``sample_weight`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(metric).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: try it
+        return True
+    return any(p.name == "sample_weight" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def looks_like_scorer(scoring) -> bool:
+    """A scikit-learn scorer (``make_scorer``, ``get_scorer``): ``f(estimator, X, y)``.
+
+    Scorers are callable too, so a parameter check cannot tell them from a
+    metric; their first parameter, or make_scorer's ``_score_func``, can.
+    """
+    if hasattr(scoring, "_score_func") or hasattr(scoring, "_scorers"):
+        return True
+    try:
+        params = list(inspect.signature(scoring).parameters)
+    except (TypeError, ValueError):
+        return False
+    return bool(params) and params[0] in ("estimator", "clf", "model")
 
 
 # What an untuned classifier decides with: CNNClassifier's default threshold,
@@ -81,19 +172,19 @@ def argmax_subject_to(scores, constraint_scores, min_value, thresholds):
 
     A column with no feasible row falls back to its highest constraint score and
     is flagged in the returned mask. Ties go to the threshold closest to
-    ``DEFAULT_THRESHOLD``, see :func:`_argmax_near_default`.
+    ``DEFAULT_THRESHOLD``, see :func:`argmax_near_default`.
     """
     if constraint_scores is None:
-        best = _argmax_near_default(scores, thresholds)
+        best = argmax_near_default(scores, thresholds)
         return best, np.zeros(scores.shape[1], dtype=bool)
     feasible = constraint_scores >= min_value
-    best = _argmax_near_default(np.where(feasible, scores, -np.inf), thresholds)
+    best = argmax_near_default(np.where(feasible, scores, -np.inf), thresholds)
     unmet = ~feasible.any(axis=0)
-    best[unmet] = _argmax_near_default(constraint_scores[:, unmet], thresholds)
+    best[unmet] = argmax_near_default(constraint_scores[:, unmet], thresholds)
     return best, unmet
 
 
-def _argmax_near_default(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def argmax_near_default(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Per column, the row of the highest score; ties go nearest the default.
 
     Among tied rows the threshold closest to ``DEFAULT_THRESHOLD`` wins, and of

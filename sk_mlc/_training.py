@@ -24,6 +24,7 @@ from ._data import BatchDataset, BatchSampler, batch_loader
 from ._inputs import ImageBatches, channel_stats
 from ._network import Classifier, ConvNet, build_module, set_input_statistics
 from ._spec import TrainingSpec, resolve_batch_size
+from ._split import multilabel_train_test_split
 from ._weights import load_into
 
 # Input statistics of lazily decoded images come from a sample, not a full pass.
@@ -53,6 +54,21 @@ class _Net(NeuralNet):
         with the encoded targets, so it needs decisions.
         """
         return self.decision(self.predict_proba(X))
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The criterion's loss; with sample weights, their weighted mean.
+
+        Weighted batches carry ``(y, weight)`` (``BatchDataset``), and the
+        criterion then reduces nothing: each sample's loss (the mean over its
+        labels) is weighted, and the batch's loss is the mean of the weighted
+        losses. The weights were divided by their mean over the training
+        set, so that they shift emphasis between samples, not the step size.
+        """
+        if not isinstance(y_true, (tuple, list)):
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        y_true, weight = (to_tensor(part, device=self.device) for part in y_true)
+        losses = self.criterion_(y_pred, y_true).reshape(len(weight), -1).mean(1)
+        return (losses * weight).mean()
 
     def train_step_single(self, batch, **fit_params):
         if self.augmenter is not None:
@@ -120,15 +136,32 @@ def _without_scheduler(callback):
 
 
 def train_network(
-    spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+    spec: TrainingSpec,
+    images: ImageBatches,
+    y_encoded: np.ndarray,
+    sample_weight: np.ndarray | None = None,
 ) -> NeuralNet:
-    """Train a network as ``spec`` says on ``images`` and the encoded target."""
+    """Train a network as ``spec`` says on ``images`` and the encoded target.
+
+    ``sample_weight`` (checked, positive mean) weights each sample's loss.
+    """
     train_index, valid_index = _split(spec, y_encoded)
+    weight = _relative(sample_weight, train_index)
     with _seeded(spec):
         module = _start_module(spec, images, train_index)
-        net = _build_net(spec, module, images, y_encoded, train_index, valid_index)
-        _fit(net, spec, BatchDataset(images, y_encoded, train_index))
+        net = _build_net(
+            spec, module, images, y_encoded, train_index, valid_index, weight=weight
+        )
+        _fit(net, spec, BatchDataset(images, y_encoded, train_index, weight))
     return net
+
+
+def _relative(sample_weight: np.ndarray | None, train_index) -> np.ndarray | None:
+    """Weights divided by their training mean (float32), or None."""
+    if sample_weight is None:
+        return None
+    weight = np.asarray(sample_weight, dtype=np.float64)
+    return (weight / weight[train_index].mean()).astype(np.float32)
 
 
 def start_network(
@@ -182,15 +215,21 @@ def continue_network(net: NeuralNet, spec: TrainingSpec) -> NeuralNet:
 
 
 def train_epoch(
-    net: NeuralNet, spec: TrainingSpec, images: ImageBatches, y_encoded: np.ndarray
+    net: NeuralNet,
+    spec: TrainingSpec,
+    images: ImageBatches,
+    y_encoded: np.ndarray,
+    sample_weight: np.ndarray | None = None,
 ) -> None:
     """One more epoch of ``net`` over ``images`` (``partial_fit``)."""
+    weight = _relative(sample_weight, slice(None))
+    _set_reduction(net.criterion_, weight)
     epoch = len(net.history)
     # A new shuffling order and new dropout masks for every call, reproducibly.
     # (An attribute, as skorch keeps it: set_params would re-initialise.)
     net.iterator_train__seed = spec.seed + epoch
     with _seeded(spec, offset=epoch):
-        _fit(net, spec, BatchDataset(images, y_encoded), partial=True)
+        _fit(net, spec, BatchDataset(images, y_encoded, None, weight), partial=True)
 
 
 @contextlib.contextmanager
@@ -281,8 +320,20 @@ def _input_stats(spec: TrainingSpec, images: ImageBatches, train_index):
     return channel_stats(images, index, spec.batch_size)
 
 
+def _set_reduction(criterion: torch.nn.Module, weight) -> None:
+    # Weighted batches need each sample's loss (see _Net.get_loss).
+    criterion.reduction = "mean" if weight is None else "none"
+
+
 def _build_net(
-    spec, module, images, y_encoded, train_index, valid_index, criterion=None
+    spec,
+    module,
+    images,
+    y_encoded,
+    train_index,
+    valid_index,
+    criterion=None,
+    weight=None,
 ) -> _Net:
     """The skorch net; ``images`` and ``y_encoded`` are None when there is no data.
 
@@ -291,15 +342,17 @@ def _build_net(
     loader = {"num_workers": spec.num_workers, "pin_memory": spec.device != "cpu"}
     valid = None
     if valid_index is not None:
-        valid = BatchDataset(images, y_encoded, valid_index)
+        valid = BatchDataset(images, y_encoded, valid_index, weight)
     target = spec.target
-    return _Net(
-        module=module,
-        criterion=criterion
-        or target.criterion(
+    if criterion is None:
+        criterion = target.criterion(
             None if y_encoded is None else spec.class_weight,
             None if y_encoded is None else y_encoded[train_index],
-        ),
+        )
+        _set_reduction(criterion, weight)
+    return _Net(
+        module=module,
+        criterion=criterion,
         optimizer=spec.optimizer,
         optimizer__weight_decay=spec.weight_decay,
         lr=spec.lr,
@@ -374,12 +427,17 @@ def _split(spec: TrainingSpec, y_encoded: np.ndarray):
     index = np.arange(len(y_encoded))
     if spec.validation_fraction is None:
         return index, None
+    if spec.target.target_type == "multilabel-indicator":
+        # Iterative stratification: every label keeps its rate in both parts
+        # (a random split can leave a rare label out of validation entirely).
+        return multilabel_train_test_split(
+            index, y_encoded, spec.validation_fraction, spec.seed
+        )
     stratify = None
-    if spec.target.target_type != "multilabel-indicator":
-        labels = y_encoded.ravel()
-        # Stratify only where it can work: every class needs two samples.
-        if np.bincount(labels.astype(np.intp)).min() >= 2:
-            stratify = labels
+    labels = y_encoded.ravel()
+    # Stratify only where it can work: every class needs two samples.
+    if np.bincount(labels.astype(np.intp)).min() >= 2:
+        stratify = labels
     try:
         train, valid = train_test_split(
             index,

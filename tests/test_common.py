@@ -1,4 +1,9 @@
-"""scikit-learn's estimator checks on every public estimator, no expected failures."""
+"""scikit-learn's estimator checks on every public estimator.
+
+The one expected failure: mini-batch training cannot pass the check that a
+sample weight of 2 equals repeating the sample (scikit-learn's own SGD
+estimators declare it too).
+"""
 
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -8,19 +13,37 @@ from sk_mlc import CNNClassifier, ImageLoader, ThresholdTunerCV
 # Small enough that the ~60 checks of each estimator run in seconds.
 FAST = {"width": 8, "depth": 2, "max_epochs": 4, "random_state": 0}
 
+_STOCHASTIC = (
+    "mini-batch training is stochastic: a sample weight of 2 shifts the loss as "
+    "a repeated sample would, but the batches, and so the weights, differ"
+)
+
+
+def expected_failed_checks(estimator) -> dict:
+    if isinstance(estimator, ImageLoader):
+        return {}
+    return {
+        "check_sample_weight_equivalence_on_dense_data": _STOCHASTIC,
+        "check_sample_weight_equivalence_on_sparse_data": _STOCHASTIC,
+    }
+
 
 @parametrize_with_checks(
     [
         CNNClassifier(random_state=0),
         ThresholdTunerCV(CNNClassifier(**FAST), cv=2),
         ImageLoader(),
-    ]
+    ],
+    expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
 @pytest.mark.slow
-@parametrize_with_checks([ThresholdTunerCV(CNNClassifier(random_state=0))])
+@parametrize_with_checks(
+    [ThresholdTunerCV(CNNClassifier(random_state=0))],
+    expected_failed_checks=expected_failed_checks,
+)
 def test_sklearn_compatible_with_default_settings(estimator, check):
     check(estimator)

@@ -13,6 +13,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import warnings
 
 import joblib
 import numpy as np
@@ -275,9 +276,8 @@ def test_parallel_search_shares_the_cache(data, tmp_path):
     log = str(tmp_path / "parallel.log")
     cache = str(tmp_path / "parallel")
     parallel = _search(log, cache, grid, n_jobs=2).fit(X, y)
-    # Two workers may train the same fold at once (no locks), never more than
-    # without a cache.
-    assert 3 + 1 <= trainings(log) <= 4 * 3 + 1
+    # Two workers that need the same fold's network wait for one training.
+    assert trainings(log) == 3 + 1
     assert parallel.best_params_ == serial.best_params_
     np.testing.assert_allclose(
         parallel.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
@@ -290,32 +290,30 @@ def test_parallel_search_shares_the_cache(data, tmp_path):
     assert trainings(log) == count
 
 
-def test_concurrent_fits_of_one_key_leave_only_whole_entries(data, log, tmp_path):
+def entries(cache) -> list:
+    """The networks stored in a cache folder (no lock or temporary files)."""
+    return sorted((cache / "sk_mlc").glob("*.safetensors"))
+
+
+def test_concurrent_fits_of_one_key_train_once(data, log, tmp_path):
+    # Four fits of one key at once on two workers: one trains, the others
+    # wait on the entry's lock and load what it stored.
     X, y = data
     cache = tmp_path / "cache"
     clf = make(log, str(cache))
     fitted = Parallel(n_jobs=2)(delayed(clone(clf).fit)(X, y) for _ in range(4))
-    assert 1 <= trainings(log) <= 4
+    assert trainings(log) == 1
     expected = fitted[0].predict_proba(X)
     for other in fitted[1:]:
-        np.testing.assert_allclose(other.predict_proba(X), expected, atol=1e-6)
-
-    def entries(function):
-        return [
-            os.path.join(root, name)
-            for root, _, names in os.walk(cache)
-            if function in root
-            for name in names
-            if name.startswith("output.pkl")
-        ]
-
+        np.testing.assert_array_equal(other.predict_proba(X), expected)
     # One network, and no temporary file left behind by a writer.
-    outputs = entries("_train_cached")
-    assert [os.path.basename(path) for path in outputs] == ["output.pkl"]
-    assert len(joblib.load(outputs[0]).history) == SMALL["max_epochs"]
-    count = trainings(log)
+    assert len(entries(cache)) == 1
+    assert sorted(p.suffix for p in (cache / "sk_mlc").iterdir()) == [
+        ".lock",
+        ".safetensors",
+    ]
     clone(clf).fit(X, y)
-    assert trainings(log) == count
+    assert trainings(log) == 1
 
 
 def test_predictions_are_cached_per_network_and_images(data, log, tmp_path):
@@ -512,3 +510,123 @@ def test_in_process_outputs_stay_bounded(data, log, tmp_path):
     assert len(forwards) == 65
     clf.predict_proba(X[:2])
     assert len(forwards) == 66  # the oldest entry went out
+
+
+# -- a cache folder cannot run code --------------------------------------------------
+
+
+class Payload:
+    """Unpickling this creates the marker file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def _pickle_payload(entry, other, marker):
+    entry.write_bytes(pickle.dumps(Payload(str(marker))))
+
+
+def _truncated(entry, other, marker):
+    entry.write_bytes(entry.read_bytes()[:-100])
+
+
+def _another_keys_entry(entry, other, marker):
+    shutil.copyfile(other, entry)
+
+
+def _foreign_safetensors(entry, other, marker):
+    from safetensors.torch import save_file
+
+    save_file({"weight": torch.zeros(3)}, entry)
+
+
+CRAFTED = {
+    "pickle": _pickle_payload,
+    "truncated": _truncated,
+    "another-key": _another_keys_entry,
+    "foreign": _foreign_safetensors,
+}
+
+
+@pytest.mark.parametrize("craft", CRAFTED.values(), ids=CRAFTED.keys())
+def test_a_crafted_entry_is_ignored_and_trained_again(craft, data, log, tmp_path):
+    X, y = data
+    cache = tmp_path / "cache"
+    marker = tmp_path / "payload-ran"
+    make(log, str(cache), lr=1e-2).fit(X, y)  # another key's entry
+    (other,) = entries(cache)
+    expected = make(log, str(cache)).fit(X, y).predict_proba(X)
+    (entry,) = set(entries(cache)) - {other}
+    assert trainings(log) == 2
+    craft(entry, other, marker)
+    with pytest.warns(UserWarning, match="ignored the cache entry"):
+        clf = make(log, str(cache)).fit(X, y)
+    assert not marker.exists(), "the pickle payload ran"
+    assert trainings(log) == 3
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+    # Stored again, whole: the next fit hits it.
+    make(log, str(cache)).fit(X, y)
+    assert trainings(log) == 3
+
+
+def test_pickles_anywhere_in_the_folder_are_never_read(data, log, tmp_path):
+    # joblib's old layout, and names next to the entries: nothing reads them.
+    X, y = data
+    cache = tmp_path / "cache"
+    marker = tmp_path / "payload-ran"
+    make(log, str(cache)).fit(X, y)
+    payload = pickle.dumps(Payload(str(marker)))
+    for name in ("joblib/sk_mlc/_cache/_train_cached/0/output.pkl", "sk_mlc/x.pkl"):
+        (cache / name).parent.mkdir(parents=True, exist_ok=True)
+        (cache / name).write_bytes(payload)
+    (entries(cache)[0].with_suffix(".lock")).write_bytes(payload)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make(log, str(cache)).fit(X, y)
+    assert trainings(log) == 1
+    assert not marker.exists()
+
+
+# -- a search on a Dask cluster ------------------------------------------------------
+
+
+# Slow: ~35 s on 2 busy cores, of which ~25 s start and stop the cluster (its
+# worker processes import distributed and torch). The loky tests above cover
+# the lock in every run.
+@pytest.mark.slow
+def test_dask_search_trains_each_network_once(data, tmp_path):
+    # Two worker processes run the 9 x 3 fits of a threshold search; those
+    # that need the same fold's network wait on its lock instead of training
+    # it again: 3 folds + 1 refit, as with n_jobs=1.
+    distributed = pytest.importorskip(
+        "distributed",
+        reason="dask.distributed is not installed (pip install 'sk_mlc[dask]')",
+    )
+    X, y = data
+    grid = {"threshold": list(np.linspace(0.1, 0.9, 9))}
+    serial_log = str(tmp_path / "serial.log")
+    serial = GridSearchCV(
+        make(serial_log, str(tmp_path / "serial")), grid, cv=3, n_jobs=1
+    ).fit(X, y)
+    assert trainings(serial_log) == 3 + 1
+
+    log = str(tmp_path / "dask.log")
+    cache = tmp_path / "dask"
+    search = GridSearchCV(make(log, str(cache)), grid, cv=3)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+        joblib.parallel_backend("dask"),
+    ):
+        search.fit(X, y)
+    assert trainings(log) == 3 + 1
+    assert len(entries(cache)) == 3 + 1
+    assert search.best_params_ == serial.best_params_
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
+    )

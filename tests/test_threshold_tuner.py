@@ -5,10 +5,11 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import make_classification, make_multilabel_classification
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import (
@@ -16,7 +17,9 @@ from sklearn.metrics import (
     balanced_accuracy_score,
     f1_score,
     fbeta_score,
+    get_scorer,
     jaccard_score,
+    make_scorer,
     precision_score,
     recall_score,
 )
@@ -135,7 +138,7 @@ def test_fit_params_are_sliced_per_split_and_passed_whole_to_the_refit():
 
 def test_per_label_thresholds_follow_each_label_and_beat_a_shared_one():
     P, Y = shifted_scores()
-    per_label = ThresholdTunerCV(ProbaFromX(), cv=3).fit(P, Y)
+    per_label = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=True).fit(P, Y)
     shared = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=False).fit(P, Y)
 
     low, high = per_label.best_thresholds_[1], per_label.best_thresholds_[0]
@@ -183,20 +186,29 @@ METRICS = {
 def test_scores_match_sklearn_metrics_on_cross_val_predict(multilabel, scoring, metric):
     X, Y = multilabel
     cv = KFold(3)
-    tuner = ThresholdTunerCV(ovr(), scoring=scoring, beta=2, thresholds=5, cv=cv)
-    tuner.fit(X, Y)
     P = cross_val_predict(ovr(), X, Y, cv=cv, method="predict_proba")
     kwargs = {"zero_division": 0} if scoring in METRICS else {}
-    for i, t in enumerate(tuner.thresholds_):
-        for j in range(Y.shape[1]):
-            expected = metric(Y[:, j], (P[:, j] >= t).astype(int), **kwargs)
-            assert tuner.scores_[i, j] == pytest.approx(expected)
-        flat = metric(Y.ravel(), (P >= t).astype(int).ravel(), **kwargs)
-        assert tuner.scores_global_[i] == pytest.approx(flat)
-    y_pred = (P >= tuner.best_thresholds_).astype(int)
-    assert tuner.best_score_ == pytest.approx(
-        metric(Y.ravel(), y_pred.ravel(), **kwargs)
-    )
+
+    def macro(y_true, y_pred):
+        return np.mean(
+            [metric(t, p, **kwargs) for t, p in zip(y_true.T, y_pred.T, strict=True)]
+        )
+
+    def micro(y_true, y_pred):  # the counts pooled over labels: flattened
+        return metric(y_true.ravel(), y_pred.ravel(), **kwargs)
+
+    for average, overall in [("macro", macro), ("micro", micro)]:
+        tuner = ThresholdTunerCV(
+            ovr(), scoring=scoring, average=average, beta=2, thresholds=5, cv=cv
+        ).fit(X, Y)
+        for i, t in enumerate(tuner.thresholds_):
+            for j in range(Y.shape[1]):
+                expected = metric(Y[:, j], (P[:, j] >= t).astype(int), **kwargs)
+                assert tuner.scores_[i, j] == pytest.approx(expected)
+            y_pred = (P >= t).astype(int)
+            assert tuner.scores_global_[i] == pytest.approx(overall(Y, y_pred))
+        y_pred = (P >= tuner.best_thresholds_).astype(int)
+        assert tuner.best_score_ == pytest.approx(overall(Y, y_pred))
 
 
 def test_fbeta_with_beta_2_favours_recall_with_lower_thresholds():
@@ -209,8 +221,9 @@ def test_fbeta_with_beta_2_favours_recall_with_lower_thresholds():
 
 def test_recall_alone_keeps_the_highest_candidate_that_finds_every_positive():
     P, Y = shifted_scores()
-    recall = ThresholdTunerCV(ProbaFromX(), scoring="recall", cv=3).fit(P, Y)
-    precision = ThresholdTunerCV(ProbaFromX(), scoring="precision", cv=3).fit(P, Y)
+    own = {"cv": 3, "per_label": True}
+    recall = ThresholdTunerCV(ProbaFromX(), scoring="recall", **own).fit(P, Y)
+    precision = ThresholdTunerCV(ProbaFromX(), scoring="precision", **own).fit(P, Y)
     for j, t in enumerate(recall.best_thresholds_):
         # Every candidate up to the first miss ties at recall 1; all lie below
         # 0.5, so the tie goes to the highest.
@@ -245,7 +258,7 @@ def test_tied_candidates_go_to_the_one_closest_to_one_half(
 def test_ties_resolve_per_label_and_for_the_shared_threshold():
     (x0, y), (x1, _) = separated(0.1, 0.9), separated(0.07, 0.37)
     X, Y = np.hstack([x0, x1]), np.column_stack([y, y])
-    per_label = ThresholdTunerCV(ProbaFromX(), cv=4).fit(X, Y)
+    per_label = ThresholdTunerCV(ProbaFromX(), cv=4, per_label=True).fit(X, Y)
     np.testing.assert_allclose(per_label.best_thresholds_, [0.5, 0.35])
     # Shared: only 0.15 ... 0.35 separate both labels; 0.35 is nearest 0.5.
     shared = ThresholdTunerCV(ProbaFromX(), cv=4, per_label=False).fit(X, Y)
@@ -269,7 +282,11 @@ def test_callable_scoring_matches_the_named_metric():
 def test_constraint_maximises_scoring_among_thresholds_that_meet_it():
     P, Y = shifted_scores()
     tuner = ThresholdTunerCV(
-        ProbaFromX(), scoring="precision", constraint=("recall", 0.9), cv=3
+        ProbaFromX(),
+        scoring="precision",
+        constraint=("recall", 0.9),
+        cv=3,
+        per_label=True,
     ).fit(P, Y)
     for j, t in enumerate(tuner.best_thresholds_):
         feasible = tuner.constraint_scores_[:, j] >= 0.9
@@ -281,7 +298,11 @@ def test_constraint_maximises_scoring_among_thresholds_that_meet_it():
 def test_unreachable_constraint_warns_and_falls_back_to_the_best_constraint():
     P, Y = shifted_scores()
     tuner = ThresholdTunerCV(
-        ProbaFromX(), scoring="precision", constraint=["recall", 1.01], cv=3
+        ProbaFromX(),
+        scoring="precision",
+        constraint=["recall", 1.01],
+        cv=3,
+        per_label=True,
     )
     with pytest.warns(UserWarning, match=r"recall >= 1.01 for label\(s\) \[0, 1\]"):
         tuner.fit(P, Y)
@@ -355,7 +376,7 @@ def test_a_label_constant_in_training_reads_its_one_proba_column_from_classes():
     X = np.random.RandomState(0).rand(30, 2)
     Y = np.column_stack([np.arange(30) % 2, np.zeros(30, int), np.ones(30, int)])
     forest = RandomForestClassifier(n_estimators=3, random_state=0)
-    y_pred = ThresholdTunerCV(forest, cv=3).fit(X, Y).predict(X)
+    y_pred = ThresholdTunerCV(forest, cv=3, min_positives=0).fit(X, Y).predict(X)
     assert (y_pred[:, 1] == 0).all() and (y_pred[:, 2] == 1).all()
 
 
@@ -468,3 +489,332 @@ def test_predict_before_fit():
         tuner.predict(np.zeros((2, 2)))
     with pytest.raises(NotFittedError):
         tuner.predict_proba(np.zeros((2, 2)))
+
+
+# --- Multi-label splits: iterative stratification --------------------------------
+
+
+class RecordsY(ProbaFromX):
+    """ProbaFromX that keeps the label counts of every y it is fitted on."""
+
+    label_counts: list = []
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).label_counts.append(np.asarray(y).sum(axis=0))
+        return super().fit(X, y, sample_weight)
+
+
+def test_default_folds_give_a_rare_label_a_positive_in_every_fold():
+    P, Y = shifted_scores(100)
+    Y[:, 1] = 0
+    Y[:5, 1] = 1  # five positives, consecutive: KFold(5) would put all in one fold
+    RecordsY.label_counts = []
+    tuner = ThresholdTunerCV(RecordsY(), cv=5, min_positives=0).fit(P, Y)
+    # Each of the 5 training folds (then the refit) saw 4 of the 5 positives,
+    # so each validation fold held one.
+    assert [counts[1] for counts in RecordsY.label_counts] == [4, 4, 4, 4, 4, 5]
+    assert (tuner.cv_results_["std_test_score_per_label"] >= 0).all()
+
+
+def test_a_float_cv_holds_out_a_stratified_fraction():
+    P, Y = shifted_scores(100)
+    Y[:, 1] = 0
+    Y[:10, 1] = 1
+    RecordsY.label_counts = []
+    ThresholdTunerCV(RecordsY(), cv=0.2, random_state=0, min_positives=0).fit(P, Y)
+    train_counts = RecordsY.label_counts[0]
+    assert train_counts[1] == 8  # 2 of the 10 positives held out, as 20 %
+
+
+# --- per_label="auto" and the rare-label fallback ---------------------------------
+
+
+def exchangeable_scores(n, seed, k=4):
+    """Labels drawn alike: any difference between their best thresholds is noise."""
+    rng = np.random.RandomState(seed)
+    Y = (rng.rand(n, k) < 0.3).astype(int)
+    P = np.clip(0.35 + 0.3 * Y + rng.normal(scale=0.2, size=Y.shape), 0, 1)
+    return P, Y
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda seed, n: shifted_scores(n, seed),
+        lambda seed, n: exchangeable_scores(n, seed),
+    ],
+    ids=["thresholds-differ", "labels-alike"],
+)
+@pytest.mark.parametrize("average", ["macro", "micro"])
+def test_auto_is_never_far_below_the_better_fixed_choice_on_new_data(make, average):
+    P, Y = make(0, 600)
+    P_new, Y_new = make(1, 4000)
+    held_out = {}
+    for per_label in (True, False, "auto"):
+        tuner = ThresholdTunerCV(
+            ProbaFromX(), per_label=per_label, average=average, cv=5
+        ).fit(P, Y)
+        y_pred = tuner.predict(P_new)
+        held_out[per_label] = f1_score(Y_new, y_pred, average=average)
+    assert held_out["auto"] >= max(held_out[True], held_out[False]) - 0.01
+
+
+def test_auto_keeps_own_thresholds_where_they_differ_and_the_global_where_not():
+    # Four labels alike and one scored at 0.3x: the global threshold, 0.15,
+    # suits label 4 and fails the others, which earn their own.
+    P, Y = exchangeable_scores(600, 0, k=5)
+    P[:, 4] *= 0.3
+    auto = ThresholdTunerCV(ProbaFromX(), cv=5).fit(P, Y)
+    own = ThresholdTunerCV(ProbaFromX(), cv=5, per_label=True).fit(P, Y)
+    shared = ThresholdTunerCV(ProbaFromX(), cv=5, per_label=False).fit(P, Y)
+    assert (auto.per_label_gain_[auto.per_label_, 0] > 0).all()
+    assert (auto.per_label_gain_[~auto.per_label_, 0] <= 0).all()
+    chosen = auto.best_thresholds_
+    np.testing.assert_array_equal(
+        chosen[auto.per_label_], own.best_thresholds_[auto.per_label_]
+    )
+    assert (chosen[~auto.per_label_] == shared.best_thresholds_[0]).all()
+    assert shared.best_thresholds_[0] == pytest.approx(0.15)
+    assert auto.per_label_[:4].all() and (chosen[:4] >= 0.45).all()
+
+    # Labels alike: own thresholds would fit noise; most labels keep the global.
+    kept = [
+        ThresholdTunerCV(ProbaFromX(), cv=5).fit(*exchangeable_scores(600, seed))
+        for seed in range(6)
+    ]
+    assert np.mean([tuner.per_label_ for tuner in kept]) < 0.5
+
+
+def test_a_label_with_too_few_positives_falls_back_to_the_global_threshold():
+    P, Y = shifted_scores(300)
+    Y = np.column_stack([Y, np.zeros(300, int)])
+    P = np.column_stack([P, np.linspace(0, 0.2, 300)])
+    Y[[10, 20, 30], 2] = 1  # three positives, all scored low
+    with pytest.warns(UserWarning, match=r"label\(s\) \[2\] have fewer than "):
+        auto = ThresholdTunerCV(ProbaFromX(), cv=3).fit(P, Y)
+    assert not auto.per_label_[2]
+    assert np.isnan(auto.per_label_gain_[2]).all()
+    shared = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=False).fit(P, Y)
+    assert auto.best_thresholds_[2] == shared.best_thresholds_[0]
+    # With the fallback off the label may pick its own, noisy, threshold.
+    lenient = ThresholdTunerCV(ProbaFromX(), cv=3, min_positives=3).fit(P, Y)
+    assert not np.isnan(lenient.per_label_gain_[2]).any()
+
+
+@pytest.mark.parametrize("per_label", [True, False])
+def test_fixed_choices_report_what_they_did(per_label):
+    P, Y = shifted_scores(90)
+    tuner = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=per_label).fit(P, Y)
+    assert tuner.per_label_.tolist() == [per_label] * 2
+    assert tuner.per_label_gain_ is None
+
+
+def test_a_binary_y_has_one_threshold_whatever_per_label_says():
+    X, y = separated(0.2, 0.6)
+    for per_label in (True, False, "auto"):
+        tuner = ThresholdTunerCV(ProbaFromX(), cv=4, per_label=per_label).fit(X, y)
+        assert tuner.best_thresholds_.tolist() == [0.5]
+
+
+# --- cv_results_ and the fold-to-fold spread --------------------------------------
+
+
+def test_cv_results_are_the_fold_by_fold_scores():
+    P, Y = shifted_scores(120)
+    cv = KFold(3)
+    tuner = ThresholdTunerCV(ProbaFromX(), cv=cv, thresholds=7, per_label=True)
+    results = tuner.fit(P, Y).cv_results_
+    T = tuner.thresholds_
+    per_fold = np.array(
+        [
+            [[f1_score(Y[val, j], P[val, j] >= t) for j in range(2)] for t in T]
+            for _, val in cv.split(P)
+        ]
+    )  # (folds, thresholds, labels)
+    np.testing.assert_array_equal(results["thresholds"], T)
+    np.testing.assert_allclose(results["mean_test_score_per_label"], per_fold.mean(0))
+    np.testing.assert_allclose(results["std_test_score_per_label"], per_fold.std(0))
+    macro = per_fold.mean(axis=2)
+    np.testing.assert_allclose(results["mean_test_score"], macro.mean(0))
+    np.testing.assert_allclose(results["std_test_score"], macro.std(0))
+    # The spread of the threshold each fold alone would pick, label by label.
+    alone = np.array(
+        [[T[per_fold[f, :, j].argmax()] for j in range(2)] for f in range(3)]
+    )
+    ties = np.isclose(per_fold, per_fold.max(axis=1, keepdims=True)).sum(axis=1)
+    assert (ties == 1).all()  # so argmax is the tie-breaking choice
+    np.testing.assert_allclose(tuner.threshold_std_, alone.std(axis=0))
+    assert (tuner.threshold_std_ > 0).any()
+
+
+def test_a_single_split_has_no_fold_spread():
+    P, Y = shifted_scores(90)
+    tuner = ThresholdTunerCV(
+        ProbaFromX(), cv=0.3, refit=False, random_state=0, per_label=True
+    ).fit(P, Y)
+    assert np.isnan(tuner.threshold_std_).all()
+    assert (tuner.cv_results_["std_test_score"] == 0).all()
+
+
+# --- average: what the global threshold and best_score_ maximise -----------------
+
+
+def test_micro_average_tunes_per_label_thresholds_jointly():
+    P, Y = shifted_scores(300)
+    Y[:, 1] = (np.random.RandomState(3).rand(300) < 0.1) | (P[:, 1] > 0.2)
+    micro = ThresholdTunerCV(ProbaFromX(), cv=3, average="micro", per_label=True)
+    micro.fit(P, Y)
+    T = micro.thresholds_
+
+    def micro_f1(thresholds):
+        return f1_score(Y, P >= thresholds, average="micro")
+
+    assert micro.best_score_ == pytest.approx(micro_f1(micro.best_thresholds_))
+    # A coordinate-wise optimum: no label alone can move to a better candidate.
+    for j in range(2):
+        for t in T:
+            moved = micro.best_thresholds_.copy()
+            moved[j] = t
+            assert micro_f1(moved) <= micro.best_score_ + 1e-12
+    # And at least as good, in micro-F1, as every label's own best F1.
+    macro = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=True).fit(P, Y)
+    assert micro.best_score_ >= micro_f1(macro.best_thresholds_)
+    assert micro.best_score_ >= micro.scores_global_.max()
+
+
+def test_samples_average_matches_sklearn():
+    P, Y = shifted_scores(120)
+    tuner = ThresholdTunerCV(
+        ProbaFromX(), cv=3, average="samples", thresholds=5, per_label=False
+    ).fit(P, Y)
+    for i, t in enumerate(tuner.thresholds_):
+        expected = f1_score(Y, P >= t, average="samples", zero_division=0)
+        assert tuner.scores_global_[i] == pytest.approx(expected)
+    expected = f1_score(Y, tuner.predict(P), average="samples", zero_division=0)
+    assert tuner.best_score_ == pytest.approx(expected)
+
+
+def test_samples_average_needs_a_named_metric():
+    P, Y = shifted_scores(60)
+    tuner = ThresholdTunerCV(ProbaFromX(), average="samples", scoring=f1_score)
+    with pytest.raises(ValueError, match="average='samples' needs a named scoring"):
+        tuner.fit(P, Y)
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [
+        make_scorer(f1_score),
+        get_scorer("f1_micro"),
+        lambda estimator, X, y: 0.0,
+    ],
+)
+def test_a_scorer_object_is_refused_with_what_to_pass_instead(scorer):
+    P, Y = shifted_scores(60)
+    with pytest.raises(TypeError, match="ThresholdTunerCV: scoring must be a binary"):
+        ThresholdTunerCV(ProbaFromX(), scoring=scorer).fit(P, Y)
+    assert ProbaFromX.fits == 0
+
+
+# --- sample_weight ----------------------------------------------------------------
+
+
+def prefit(P, Y):
+    return ThresholdTunerCV(ProbaFromX().fit(P, Y), cv="prefit", refit=False)
+
+
+@pytest.mark.parametrize("scoring", ["f1", "precision", "balanced_accuracy"])
+def test_weighted_scores_match_sklearn_metrics_with_sample_weight(scoring):
+    P, Y = shifted_scores(120)
+    w = np.random.RandomState(0).rand(120) * 3
+    tuner = prefit(P, Y).set_params(scoring=scoring, per_label=True).fit(P, Y, w)
+    metric = {
+        "f1": f1_score,
+        "precision": precision_score,
+        "balanced_accuracy": balanced_accuracy_score,
+    }[scoring]
+    for i, t in enumerate(tuner.thresholds_):
+        for j in range(2):
+            kwargs = {} if scoring == "balanced_accuracy" else {"zero_division": 0}
+            expected = metric(Y[:, j], P[:, j] >= t, sample_weight=w, **kwargs)
+            assert tuner.scores_[i, j] == pytest.approx(expected)
+
+
+def test_integer_weights_score_like_repeated_samples_and_zero_like_dropped():
+    P, Y = shifted_scores(90)
+    w = np.tile([0, 1, 2], 30)
+    weighted = prefit(P, Y).fit(P, Y, sample_weight=w)
+    repeated = prefit(P, Y).fit(np.repeat(P, w, axis=0), np.repeat(Y, w, axis=0))
+    np.testing.assert_allclose(weighted.scores_, repeated.scores_)
+    np.testing.assert_allclose(weighted.scores_global_, repeated.scores_global_)
+    np.testing.assert_array_equal(weighted.best_thresholds_, repeated.best_thresholds_)
+    unweighted = prefit(P, Y).fit(P, Y)
+    assert not np.allclose(weighted.scores_, unweighted.scores_)
+
+
+def test_weights_reach_an_estimator_whose_fit_takes_them():
+    P, Y = shifted_scores(60)
+    ThresholdTunerCV(ProbaFromX(), cv=3).fit(P, Y, sample_weight=np.ones(60))
+    assert sorted(ProbaFromX.weight_sizes) == [40, 40, 40, 60]
+
+
+def test_an_estimator_without_sample_weight_gets_none_and_a_warning(multilabel):
+    X, Y = multilabel
+    w = np.r_[np.ones(75), np.zeros(75)]
+    with pytest.warns(UserWarning, match="does not take sample_weight"):
+        tuner = ThresholdTunerCV(ovr(), cv=3, per_label=True).fit(X, Y, w)
+    plain = ThresholdTunerCV(ovr(), cv=3, per_label=True).fit(X, Y)
+    assert not np.allclose(tuner.scores_, plain.scores_)  # the scores are weighted
+
+
+def test_metadata_routing_sends_weights_where_they_are_requested(multilabel):
+    X, Y = multilabel
+    w = np.r_[np.ones(100), np.zeros(50)]
+    with config_context(enable_metadata_routing=True):
+        lr = LogisticRegression(max_iter=500).set_fit_request(sample_weight=True)
+        tuner = ThresholdTunerCV(OneVsRestClassifier(lr), cv=3, per_label=True)
+        tuner.fit(X, Y, sample_weight=w)
+        # The refit saw only the weighted samples: as a fit on the first 100.
+        alone = OneVsRestClassifier(LogisticRegression(max_iter=500))
+        alone.fit(X[:100], Y[:100])
+        for fitted, expected in zip(
+            tuner.estimator_.estimators_, alone.estimators_, strict=True
+        ):
+            np.testing.assert_allclose(fitted.coef_, expected.coef_, rtol=1e-4)
+
+        # Not requested: the estimator trains unweighted, the scores still weigh.
+        ProbaFromX.weight_sizes = []
+        unrequested = ProbaFromX().set_fit_request(sample_weight=False)
+        ThresholdTunerCV(unrequested, cv=3).fit(*shifted_scores(60), np.ones(60))
+        assert ProbaFromX.weight_sizes == []
+
+        # Left unset: scikit-learn's own error, before any fit.
+        with pytest.raises(UnsetMetadataPassedError):
+            ThresholdTunerCV(ProbaFromX(), cv=3).fit(*shifted_scores(60), np.ones(60))
+
+
+def test_a_callable_metric_without_sample_weight_cannot_weigh():
+    P, Y = shifted_scores(60)
+    tuner = ThresholdTunerCV(ProbaFromX(), scoring=lambda y, p: f1_score(y, p))
+    with pytest.raises(ValueError, match="takes no sample_weight"):
+        tuner.fit(P, Y, sample_weight=np.ones(60))
+
+
+@pytest.mark.parametrize(
+    "sample_weight, match",
+    [
+        (np.ones(59), "60 finite numbers"),
+        (np.full(60, -1.0), "non-negative"),
+        (np.zeros(60), "at least one non-zero"),
+    ],
+)
+def test_bad_sample_weight(sample_weight, match):
+    P, Y = shifted_scores(60)
+    with pytest.raises(ValueError, match=f"ThresholdTunerCV: sample_weight.*{match}"):
+        ThresholdTunerCV(ProbaFromX(), cv=3).fit(P, Y, sample_weight=sample_weight)
+
+
+def test_verbose_reports_progress_over_the_folds(capsys):
+    P, Y = shifted_scores(60)
+    ThresholdTunerCV(ProbaFromX(), cv=3, verbose=10).fit(P, Y)
+    assert "Done   3 out of   3" in capsys.readouterr().err

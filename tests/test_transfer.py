@@ -314,3 +314,17 @@ def test_freeze_epochs_count_over_partial_fit_calls(source, multilabel_data, bin
 
 def source_weight(source):
     return backbone_state(source)["features.0.weight"]
+
+
+def test_memory_keys_on_the_starting_weights(
+    source, multilabel_data, binary_y, tmp_path
+):
+    X, _ = multilabel_data
+    state = backbone_state(source)
+    params = {"memory": str(tmp_path), "freeze_epochs": 8, **FAST}
+    first = CNNClassifier(weights=state, **params).fit(X, binary_y)
+    state["features.0.weight"] = state["features.0.weight"] * 0.5
+    other = CNNClassifier(weights=state, **params).fit(X, binary_y)
+    # A cache keyed without the weights would have served the first network.
+    assert_same_state(backbone_state(other), state)
+    assert np.abs(other.predict_proba(X) - first.predict_proba(X)).max() > 1e-4
