@@ -15,8 +15,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
+import sk_mlc
 from sk_mlc import CNNClassifier, ThresholdTunerCV, to_onnx
-from sk_mlc._onnx import _float32_at_least
+from sk_mlc._onnx import ServingInput, _check_against, _float32_at_least
 
 _REASON = 'to_onnx needs the extra onnx: pip install "sk_mlc[onnx]"'
 for _package in ("onnx", "onnxruntime", "onnxscript"):
@@ -173,6 +174,10 @@ def test_input_forms(form, binary_data, tmp):
     (graph_input,) = session.get_inputs()
     assert graph_input.shape[1:] == list(X.shape[1:])
     assert_same_answers(session, clf, X)
+    # A model saved and loaded exports the same input (its layout included).
+    sk_mlc.save(clf, tmp / f"{form}.safetensors")
+    loaded = sk_mlc.load(tmp / f"{form}.safetensors")
+    assert ServingInput.from_classifier(loaded) == ServingInput.from_classifier(clf)
 
 
 def test_threshold_tuner_exports_its_tuned_thresholds(multilabel_data, tmp):
@@ -217,8 +222,6 @@ def test_a_graph_that_computes_otherwise_is_refused(
     fitted_binary, fitted_multilabel, sessions, tmp
 ):
     # What to_onnx runs before writing: the graph against predict_proba.
-    from sk_mlc._onnx import ServingInput, _check_against
-
     sessions("fitted_binary", fitted_binary)
     model = onnx.load(tmp / "fitted_binary.onnx")
     inputs = ServingInput.from_classifier(fitted_binary)
