@@ -17,6 +17,7 @@ The export is then checked against ``predict_proba`` on a few random images.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -331,24 +332,34 @@ def _check_settings(classifier: CNNClassifier) -> None:
 
 def _export(module: ServingModule, inputs: ServingInput, opset):
     """The module as an ONNX model with a dynamic batch axis (torch's exporter)."""
+    # Two images: torch.export specialises a dimension of size 1 to a constant,
+    # which would fix the batch axis however ``dynamic_shapes`` declares it.
     example = torch.from_numpy(inputs.probe(2))
     batch = torch.export.Dim("batch", min=1)
+    # The exporter logs a warning per torchvision operator it cannot register
+    # when torchvision is missing: noise about operators no sk_mlc model uses.
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
     with warnings.catch_warnings():
         # The exporter's own internals warn about their own deprecations (torch
         # 2.13: "isinstance(treespec, LeafSpec) is deprecated"), nothing the
         # caller can act on; pytest's warnings-as-errors would fail on them.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        program = torch.onnx.export(
-            module,
-            (example,),
-            dynamo=True,
-            dynamic_shapes=({0: batch},),
-            input_names=[_INPUT],
-            output_names=[_PROBA],
-            opset_version=opset,
-            verbose=False,
-        )
+        registry.setLevel(logging.ERROR)
+        try:
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                input_names=[_INPUT],
+                output_names=[_PROBA],
+                opset_version=opset,
+                verbose=False,
+            )
+        finally:
+            registry.setLevel(level)
     return program.model_proto
 
 

@@ -211,11 +211,24 @@ def test_what_cannot_be_exported_is_refused_by_name(fitted_binary, binary_data, 
     ).fit(flat, y)
     with pytest.raises(ValueError, match="estimator_ is a LogisticRegression"):
         to_onnx(tuner, tmp / "x.onnx")
+    with pytest.raises(TypeError, match="to_onnx: opset must be an int"):
+        to_onnx(fitted_binary, tmp / "x.onnx", opset="18")
     with_tta = copy.deepcopy(fitted_binary)
     with_tta.tta = "flip"  # a prediction-time setting the graph does not compute
     with pytest.raises(ValueError, match=r"cannot export CNNClassifier\(tta='flip'\)"):
         to_onnx(with_tta, tmp / "x.onnx")
     assert not (tmp / "x.onnx").exists()
+
+
+@pytest.mark.slow
+def test_opset_is_the_graphs(fitted_multiclass, multiclass_data, tmp_path):
+    X, _ = multiclass_data
+    model = to_onnx(fitted_multiclass, tmp_path / "opset17.onnx", opset=17)
+    assert {o.domain: o.version for o in model.opset_import}[""] == 17
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "opset17.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert_same_answers(session, fitted_multiclass, X)
 
 
 def test_a_graph_that_computes_otherwise_is_refused(
