@@ -234,11 +234,12 @@ def to_onnx(estimator, path, *, opset=None):
     -------
     model : onnx.ModelProto
         The graph written to ``path``. Input ``images``, of shape ``(batch,
-        *sample)`` in the fitted dtype, where ``sample`` is ``(H, W)`` for
-        one-channel images (``(H, W, 1)`` or ``(1, H, W)`` if the model was
-        fitted with ``layout="NHWC"`` or ``"NCHW"``), ``(H, W, C)`` or
-        ``(C, H, W)`` for colour images as they were fitted, and ``(d,)`` for
-        flat rows. Outputs ``probabilities``, equal to ``predict_proba``, and
+        *sample)`` in the fitted dtype, ``sample`` being one image laid out as
+        in fit: ``(H, W, C)`` where the channels were last (image files
+        included), ``(C, H, W)`` where they were first, except ``(H, W)`` for
+        one-channel images fitted as ``(n, H, W)`` or ``(n, 1, H, W)`` (unless
+        ``layout="NCHW"``), and ``(d,)`` for flat rows (``image_shape``, or
+        tabular data). Outputs ``probabilities``, equal to ``predict_proba``, and
         ``label``, equal to ``predict``: the class labels (strings included),
         or for a multi-label model the dense indicator matrix in the training
         ``y``'s dtype (dense even if that ``y`` was sparse).
@@ -257,8 +258,8 @@ def to_onnx(estimator, path, *, opset=None):
     The graph takes images at the fitted size and channel count:
     ``image_size`` and ``image_mode`` conversions are not in it, so resize and
     convert images before feeding them. A model fitted on image files takes
-    the decoded arrays, ``(batch, H, W, 3)`` uint8 for RGB (``(batch, H, W)``
-    for grey): decode them as :class:`~sk_mlc.ImageLoader` does, with Pillow.
+    the decoded arrays, ``(batch, H, W, C)`` uint8 (``C = 1`` for grey), as
+    ``ImageLoader(size=(H, W), mode=...)`` decodes them with Pillow.
 
     Thresholds are compared in float32 exactly as ``predict`` compares them
     in float64: each is rounded up to the nearest float32, so that ``p >=

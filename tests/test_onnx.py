@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import FAST
+from PIL import Image
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
 import sk_mlc
-from sk_mlc import CNNClassifier, ThresholdTunerCV, to_onnx
+from sk_mlc import CNNClassifier, ImageLoader, ThresholdTunerCV, to_onnx
 from sk_mlc._onnx import ServingInput, _check_against, _float32_at_least
 
 _REASON = 'to_onnx needs the extra onnx: pip install "sk_mlc[onnx]"'
@@ -178,6 +179,27 @@ def test_input_forms(form, binary_data, tmp):
     sk_mlc.save(clf, tmp / f"{form}.safetensors")
     loaded = sk_mlc.load(tmp / f"{form}.safetensors")
     assert ServingInput.from_classifier(loaded) == ServingInput.from_classifier(clf)
+
+
+@pytest.mark.parametrize("mode", ["RGB", pytest.param("L", marks=pytest.mark.slow)])
+def test_model_fitted_on_files_takes_the_decoded_arrays(
+    mode, binary_data, tmp, tmp_path
+):
+    # What the README tells users: decode with ImageLoader at the fitted size
+    # and mode, and feed its (n, H, W, C) uint8 array.
+    X, y = binary_data
+    paths = []
+    for i, image in enumerate(uint8_rgb(X[:64])):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image).convert(mode).save(paths[-1])
+    clf = CNNClassifier(**dict(FAST, max_epochs=2), image_mode=mode).fit(paths, y[:64])
+    session = export(clf, tmp, f"files_{mode}.onnx")
+    decoded = ImageLoader(size=clf.input_shape_[1:], mode=mode).fit_transform(paths)
+    assert session.get_inputs()[0].shape[1:] == list(decoded.shape[1:])
+    for n in BATCHES:
+        proba, label = session.run(None, {"images": decoded[:n]})
+        assert np.abs(proba - clf.predict_proba(paths[:n])).max() <= 1e-5
+        assert label.tolist() == clf.predict(paths[:n]).tolist()
 
 
 def test_threshold_tuner_exports_its_tuned_thresholds(multilabel_data, tmp):
