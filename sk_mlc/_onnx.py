@@ -73,7 +73,8 @@ def serving_parts(estimator, caller: str = _NAME) -> ServingParts:
         if not isinstance(inner, CNNClassifier):
             raise ValueError(
                 f"{caller} exports a ThresholdTunerCV around a CNNClassifier; this "
-                f"one's estimator_ is a {type(inner).__name__}."
+                f"one's estimator_ is a {type(inner).__name__}, which has no network "
+                "to export. Keep it with pickle (or sk_mlc.save, where it allows)."
             )
         _check_fitted(inner, caller)
         # The tuner's own target decides (its y's dtype and sparsity).
