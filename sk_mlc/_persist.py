@@ -38,6 +38,7 @@ from ._compat import validate_params
 from ._sealed import SealedFileError, read_sealed, write_sealed
 from ._snapshot import CRITERION, MODULE, restore, snapshot
 from ._spec import TrainingSpec, resolve_device
+from ._targets import _Target
 from ._threshold import ThresholdTunerCV
 
 MODEL = "sk_mlc.model"
@@ -348,7 +349,7 @@ class _Loading:
             if not isinstance(node.get("network"), dict):
                 raise ValueError(f"{self.who}: the file holds no network.")
             if not self.missing:
-                self._network(estimator, node["network"])
+                self._network(estimator, node["network"], prefix)
         return estimator
 
     def _unfitted(self, node, prefix: str):
@@ -392,16 +393,22 @@ class _Loading:
                 ) from None
         return estimator
 
-    def _network(self, estimator: CNNClassifier, facts: dict) -> None:
-        """Rebuild ``net_`` on the device it was trained on, or the CPU."""
+    def _network(self, estimator: CNNClassifier, facts: dict, prefix: str) -> None:
+        """Rebuild ``net_`` on the device it was trained on, or the CPU.
+
+        ``prefix`` names the estimator's parameters (``estimator__`` inside a
+        tuner): a ``device`` passed to ``load`` decides instead.
+        """
         target = getattr(estimator, "_target_", None)
+        if not isinstance(target, _Target):
+            raise ValueError(f"{self.who}: the file holds no fitted target.")
         shape = getattr(estimator, "input_shape_", None)
         if not _is_image_shape(shape):
             raise ValueError(
                 f"{self.who}: the saved input_shape_ {shape!r} is invalid."
             )
         device = resolve_device(estimator.device)
-        if "device" not in self.overrides:
+        if f"{prefix}device" not in self.overrides:
             device = _available(getattr(estimator, "device_", "cpu"))
         # A copy with this machine's device, whose weights= is not read again:
         # the saved weights replace whatever training started from.
@@ -421,14 +428,14 @@ class _Loading:
             batch_size=int(facts["batch_size"]),
             max_epochs=int(facts["max_epochs"]),
         )
-        prefix = facts.get("tensors")
+        where = str(facts.get("tensors"))
         estimator.net_ = restore(
-            spec, shape, self.tensors, facts, prefix=str(prefix), who=self.who
+            spec, shape, self.tensors, facts, prefix=where, who=self.who
         )
         self.tensors.used.update(
             name
             for name in self.tensors
-            if name.startswith((f"{prefix}{MODULE}", f"{prefix}{CRITERION}"))
+            if name.startswith((f"{where}{MODULE}", f"{where}{CRITERION}"))
         )
         estimator.device_ = spec.device
         estimator._weights_id_ = None

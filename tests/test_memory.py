@@ -110,6 +110,15 @@ def test_memory_as_path_or_joblib_memory(memory, data, log, tmp_path):
     assert os.listdir(tmp_path / "cache")
 
 
+def test_joblib_memory_without_a_location_caches_nothing(data, log, tmp_path):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            make(log, joblib.Memory(None, verbose=0)).fit(X, y)
+    assert trainings(log) == 2
+
+
 def test_same_module_instance_and_its_copy_hit(data, log, tmp_path):
     X, y = data
     cache = str(tmp_path / "cache")

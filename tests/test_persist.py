@@ -151,9 +151,11 @@ def test_loaded_model_has_the_parameters_and_fitted_state(name, models, saved):
     cnn, loaded_cnn = model, loaded
     if name == "tuner":
         cnn, loaded_cnn = model.estimator_, loaded.estimator_
-        np.testing.assert_array_equal(loaded.best_thresholds_, model.best_thresholds_)
-        np.testing.assert_array_equal(loaded.scores_, model.scores_)
-        assert loaded.best_score_ == model.best_score_
+        # Every fitted table (best_thresholds_, scores_, cv_results_, ...).
+        fitted = [k for k in vars(model) if k.endswith("_") and k != "estimator_"]
+        assert len(fitted) > 8
+        for key in fitted:
+            _assert_same(getattr(loaded, key), getattr(model, key))
         assert type(loaded.estimator) is CNNClassifier
         assert loaded.estimator.get_params() == model.estimator.get_params()
     for key, value in model.get_params(deep=False).items():
@@ -314,6 +316,18 @@ def test_overrides_replace_saved_values(saved, models, data):
     loaded = sk_mlc.load(saved["binary"], threshold=0.9, device="cpu")
     p = models["binary"].predict_proba(X)[:, 1]
     np.testing.assert_array_equal(loaded.predict(X), loaded.classes_[(p >= 0.9) * 1])
+
+
+def test_a_tuner_takes_its_estimators_parameters_by_their_nested_name(
+    saved, models, data
+):
+    X, _ = data
+    loaded = sk_mlc.load(saved["tuner"], estimator__device="cpu", estimator__lr=0.1)
+    assert loaded.estimator_.lr == loaded.estimator.lr == 0.1
+    assert loaded.estimator_.device_ == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), models["tuner"].predict(X))
+    with pytest.raises(ValueError, match=r"\['device'\] name no parameter"):
+        sk_mlc.load(saved["tuner"], device="cpu")
 
 
 def test_save_refuses_what_it_cannot_store(data, tmp_path):
