@@ -16,6 +16,7 @@ from ._decode import read_image
 from ._display import ThresholdDisplay
 from ._lazy import LazyImages
 from ._loader import ImageLoader
+from ._onnx import to_onnx
 from ._persist import load, save
 from ._threshold import ThresholdTunerCV
 
@@ -28,5 +29,6 @@ __all__ = [
     "load",
     "read_image",
     "save",
+    "to_onnx",
 ]
 __version__ = "0.1.0"

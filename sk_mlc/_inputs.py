@@ -59,12 +59,19 @@ class InputSpec:
     layout: str
     size: tuple[int, int] | None
     mode: str | None
-    # Set once fit has seen the data: the dtype whose scaling rule predict keeps.
+    # Set once fit has seen the data: the dtype whose scaling rule predict keeps,
+    # and where the training images had their channels, which the "auto" layout
+    # guessed from their shape (``to_onnx`` takes images laid out the same way).
     pixel_dtype: str | None = None
+    channels_first: bool | None = None
 
     def fitted(self, images: ImageBatches) -> InputSpec:
-        """This spec, with the pixel dtype of the training ``images``."""
-        return replace(self, pixel_dtype=str(images.data.dtype))
+        """This spec, with the pixel dtype and channel axis of training ``images``."""
+        return replace(
+            self,
+            pixel_dtype=str(images.data.dtype),
+            channels_first=images.channels_first,
+        )
 
     @classmethod
     def from_params(cls, image_shape, layout, image_size, image_mode, name: str):

@@ -106,7 +106,15 @@ class _Target:
 
     def proba(self, logits: np.ndarray) -> np.ndarray:
         """``predict_proba`` from the network's logits ``(n, n_outputs)``."""
-        return self.activation(torch.from_numpy(logits)).numpy()
+        return self.proba_tensor(torch.from_numpy(logits)).numpy()
+
+    def proba_tensor(self, logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`proba` in torch: the same function, for graphs that embed it.
+
+        ``to_onnx`` traces this one (``_onnx.py``), so that an exported graph
+        cannot drift from ``predict_proba``'s format.
+        """
+        return self.activation(logits)
 
     def positive(self, proba: np.ndarray) -> np.ndarray:
         """The positive-class probabilities ``(n, n_labels)`` of ``proba``.
@@ -156,9 +164,9 @@ class _BinaryTarget(_Target):
     activation = staticmethod(sigmoid)
     encoded_decision = staticmethod(at_one_half)
 
-    def proba(self, logits):
-        p = super().proba(logits)
-        return np.hstack([1.0 - p, p])
+    def proba_tensor(self, logits):
+        p = self.activation(logits)
+        return torch.cat([1.0 - p, p], dim=1)
 
     def positive(self, proba):
         return proba[:, 1:]

@@ -12,9 +12,11 @@ cheapest (~20 s together) run by default; the others are marked slow
 ``bench_threshold_search.py`` ~8-10 s, ``bench_memory.py`` ~40 s (seven child
 processes), ``bench_transfer.py`` ~25 s (and the ``pretrained`` extra),
 ``bench_gpu.py`` ~5 s (on a machine without a GPU it only writes that nothing
-was measured).
+was measured), ``bench_serving.py`` ~25 s (a torch ONNX export; and the
+``onnx`` extra).
 """
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -48,12 +50,27 @@ SCRIPTS = {
     "bench_multilabel.py": ("| method | micro-F1 | macro-F1 |", False),
     "bench_scaling.py": ("| measurement | size | seconds |", True),
     "bench_threshold_search.py": ("| method | thresholds | trainings |", True),
+    "bench_serving.py": ("| path | one image p50 ms |", False),
 }
 # Over the default suite's budget for smoke tests: run with -m slow.
 SLOW_SCRIPTS = {
     "bench_imbalanced.py",
     "bench_multilabel.py",
+    "bench_serving.py",
     "bench_threshold_search.py",
+}
+HAVE_ONNX = all(
+    importlib.util.find_spec(name) for name in ("onnx", "onnxruntime", "onnxscript")
+)
+# script -> the marks that skip it where it cannot run
+NEEDS = {
+    "bench_serving.py": [
+        pytest.mark.skipif(
+            not HAVE_ONNX,
+            reason="onnx, onnxruntime or onnxscript is missing: "
+            'pip install "sk_mlc[onnx]"',
+        )
+    ]
 }
 
 
@@ -85,7 +102,11 @@ def run_quick(script: str, out: Path) -> str:
 @pytest.mark.parametrize(
     "script",
     [
-        pytest.param(script, marks=[pytest.mark.slow] if script in SLOW_SCRIPTS else [])
+        pytest.param(
+            script,
+            marks=([pytest.mark.slow] if script in SLOW_SCRIPTS else [])
+            + NEEDS.get(script, []),
+        )
         for script in sorted(SCRIPTS)
     ],
 )
