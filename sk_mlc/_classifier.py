@@ -108,7 +108,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         the backbone runs without autograd, in eval mode (its BatchNorm
         statistics do not move), which makes those epochs several times
         cheaper. The remaining epochs fine-tune everything.
-        ``freeze_epochs >= max_epochs`` is a linear probe. Used with
+        ``freeze_epochs >= max_epochs`` is a linear probe. With
+        ``lr_schedule="onecycle"``, each phase gets its own one-cycle
+        schedule (as fastai's ``fine_tune``): the head alone warms up and
+        anneals, then the whole network does. Used with
         ``weights``; epochs count over the network's life, so ``partial_fit``
         calls freeze for as long as the first epochs of ``fit`` would.
 

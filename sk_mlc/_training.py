@@ -27,6 +27,7 @@ from ._device_data import DeviceImages, training_images
 from ._inputs import ImageBatches, channel_stats
 from ._network import Classifier, ConvNet, build_module, set_input_statistics
 from ._precision import autocast, grad_scaler
+from ._schedule import PhasedOneCycleLR
 from ._spec import TrainingSpec, resolve_batch_size
 from ._split import multilabel_train_test_split
 from ._weights import load_into
@@ -598,17 +599,23 @@ def _callbacks(spec: TrainingSpec, n_train: int) -> list:
         callbacks.append(("freeze", FreezeBackbone(spec.freeze_epochs)))
     if spec.lr_schedule == "onecycle":
         steps = len(BatchSampler(n_train, spec.batch_size, False, 0, _shard(spec)))
-        callbacks.append(
-            (
-                "lr_schedule",
-                LRScheduler(
-                    policy=torch.optim.lr_scheduler.OneCycleLR,
-                    max_lr=spec.lr,
-                    total_steps=spec.max_epochs * steps,
-                    step_every="batch",
-                ),
+        if 0 < spec.freeze_epochs < spec.max_epochs:
+            # One cycle for the head alone, one for the whole network.
+            frozen = spec.freeze_epochs * steps
+            schedule = LRScheduler(
+                policy=PhasedOneCycleLR,
+                max_lr=spec.lr,
+                phase_steps=(frozen, spec.max_epochs * steps - frozen),
+                step_every="batch",
             )
-        )
+        else:
+            schedule = LRScheduler(
+                policy=torch.optim.lr_scheduler.OneCycleLR,
+                max_lr=spec.lr,
+                total_steps=spec.max_epochs * steps,
+                step_every="batch",
+            )
+        callbacks.append(("lr_schedule", schedule))
     if spec.early_stopping:
         callbacks.append(
             (

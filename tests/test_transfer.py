@@ -328,3 +328,25 @@ def test_memory_keys_on_the_starting_weights(
     # A cache keyed without the weights would have served the first network.
     assert_same_state(backbone_state(other), state)
     assert np.abs(other.predict_proba(X) - first.predict_proba(X)).max() > 1e-4
+
+
+def test_each_phase_of_a_fine_tune_gets_its_own_cycle(
+    source, multilabel_data, binary_y
+):
+    X, _ = multilabel_data
+    params = {**FAST, "max_epochs": 4, "lr": 1e-2}
+    clf = CNNClassifier(weights=source, freeze_epochs=2, **params).fit(X, binary_y)
+    lrs = [
+        batch["event_lr"] for epoch in clf.net_.history for batch in epoch["batches"]
+    ]
+    half = len(lrs) // 2
+    frozen, unfrozen = np.array(lrs[:half]), np.array(lrs[half:])
+    # Each phase warms up from lr / 25, peaks at lr and anneals towards zero.
+    for phase in (frozen, unfrozen):
+        assert phase[0] == pytest.approx(1e-2 / 25)
+        assert phase.max() == pytest.approx(1e-2)
+        assert phase[-1] < 1e-4
+    plain = CNNClassifier(weights=source, **params).fit(X, binary_y)
+    lrs = [b["event_lr"] for epoch in plain.net_.history for b in epoch["batches"]]
+    assert np.argmax(lrs) < len(lrs) // 2 < len(lrs) - 1  # one cycle
+    assert lrs[half] > 1e-3
