@@ -17,8 +17,10 @@ F1) of:
 
 Each repeat draws new canvases and seeds; the table shows the mean over
 repeats. The question: is the default tuner at least as good as the better of
-global and per-label (within 0.01), and far above 0.5? About 10 minutes on 2
-idle cores.
+global and per-label (within 0.01), and far above 0.5? The recorded run took
+46 minutes on 2 cores shared with other jobs (load average 5 to 12): per
+repeat, 5 to 6 minutes for the 5 + 1 CNN trainings that all CNN tuner rows
+share, 7 to 10 for the one-vs-rest baseline's 6 x 10 logistic regressions.
 
 Writes ``benchmarks/results/imbalanced.md`` and ``imbalanced.png``. Run:
 ``python benchmarks/bench_imbalanced.py`` (``--quick`` for a smoke test).

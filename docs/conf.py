@@ -80,8 +80,8 @@ sphinx_gallery_conf = {
     # Examples named here are executed and their output shown; any other is
     # shown with its code only, so a new example costs CI nothing until it is
     # timed and added. Measured on 2 idle cores: demo.py 14 s, planet_style.py
-    # 7 s, pretrained.py ~10 s (6 s of CPU; it needs the pretrained extra,
-    # which .[dev] installs) (each up to 5-10x that when the machine is shared).
+    # 7 s, pretrained.py 4 s (it needs the pretrained extra, which .[dev]
+    # installs) (each up to 5-10x that when the machine is shared).
     "filename_pattern": r"/(demo|planet_style|pretrained)\.py$",
     # The examples print; they draw no figure worth a thumbnail.
     "image_scrapers": (),

@@ -89,7 +89,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ``cv="prefit"``) is used as is: no fit, thresholds scored on the data
         passed to ``fit``, which should not be the data it was trained on.
 
-    scoring : {"f1", "fbeta", "precision", "recall", "jaccard", \\
+    scoring : {"f1", "fbeta", "precision", "recall", "jaccard", \
             "balanced_accuracy", "accuracy"} or callable, default="f1"
         The binary metric applied to each label's 0/1 decisions (a callable
         ``metric(y_true, y_pred)``, higher is better, taking ``sample_weight``
