@@ -28,6 +28,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_method_params, _check_sample_weight
 
 __all__ = [
+    "TORCH_ONNX_REGISTRY_LOGGER",
     "HasMethods",
     "Interval",
     "RealNotInt",
@@ -48,6 +49,12 @@ def validate_params(estimator) -> None:
     does not fit): ``BaseEstimator._validate_params`` is private.
     """
     estimator._validate_params()
+
+
+# The logger of torch's dynamo ONNX exporter that warns about every
+# torchvision operator it cannot register when torchvision is missing (a
+# private module path: a torch refactor would only bring the noise back).
+TORCH_ONNX_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
 
 
 def shutdown_loader_workers(loader, iterator) -> None:

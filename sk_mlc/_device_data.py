@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._inputs import ImageBatches, _convert_channels
+from ._inputs import ImageBatches, finish_batch
 
 # Arrays up to this share of the device's free memory are copied to it: the
 # rest stays for the network, its activations and the optimizer.
@@ -54,15 +54,7 @@ class DeviceImages:
             # A view of NHWC memory as NCHW: channels-last strides, which the
             # convolutions of the channels-last network read without a copy.
             batch = batch.permute(0, 3, 1, 2)
-        batch = batch.float()
-        if source.scale != 1.0:
-            batch.mul_(source.scale)
-        if source.mode is not None:
-            batch = _convert_channels(batch, source.mode)
-        if source.size is not None:
-            batch = torch.nn.functional.interpolate(
-                batch, size=source.size, mode="bilinear", antialias=True
-            )
+        batch = finish_batch(batch.float(), source.scale, source.mode, source.size)
         return batch.contiguous(memory_format=torch.channels_last)
 
 

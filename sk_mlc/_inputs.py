@@ -144,16 +144,7 @@ class ImageBatches:
         if not self.channels_first:
             array = array.transpose(0, 3, 1, 2)
         batch = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if self.scale != 1.0:
-            batch.mul_(self.scale)
-        if self.mode is not None:
-            batch = _convert_channels(batch, self.mode)
-        if self.size is not None:
-            # Antialiased bilinear: what Pillow's BILINEAR does for files.
-            batch = torch.nn.functional.interpolate(
-                batch, size=self.size, mode="bilinear", antialias=True
-            )
-        return batch
+        return finish_batch(batch, self.scale, self.mode, self.size)
 
     def fingerprint(self):
         """Everything that decides the tensors: for cache keys."""
@@ -170,6 +161,26 @@ class ImageBatches:
                 stat = os.stat(source)
                 sources.append((os.fspath(source), stat.st_size, stat.st_mtime_ns))
         return layout, data.shape, data.mode, data.resize, sources
+
+
+def finish_batch(
+    batch: torch.Tensor, scale: float, mode: str | None, size: tuple | None
+) -> torch.Tensor:
+    """A float ``(k, C, H, W)`` batch scaled by dtype, channel-converted, resized.
+
+    The steps every batch takes after it is laid out as NCHW floats, on the
+    CPU (``ImageBatches.batch``) or on the GPU (``DeviceImages``).
+    """
+    if scale != 1.0:
+        batch.mul_(scale)
+    if mode is not None:
+        batch = _convert_channels(batch, mode)
+    if size is not None:
+        # Antialiased bilinear: what Pillow's BILINEAR does for files.
+        batch = torch.nn.functional.interpolate(
+            batch, size=size, mode="bilinear", antialias=True
+        )
+    return batch
 
 
 def _convert_channels(batch: torch.Tensor, mode: str) -> torch.Tensor:

@@ -29,6 +29,7 @@ from sklearn.frozen import FrozenEstimator
 from torch import nn
 
 from ._classifier import CNNClassifier
+from ._compat import TORCH_ONNX_REGISTRY_LOGGER
 from ._inputs import _DTYPE_SCALE, _channels_first
 from ._targets import _Target, check_threshold
 from ._threshold import ThresholdTunerCV
@@ -340,7 +341,7 @@ def _export(module: ServingModule, inputs: ServingInput, opset):
     batch = torch.export.Dim("batch", min=1)
     # The exporter logs a warning per torchvision operator it cannot register
     # when torchvision is missing: noise about operators no sk_mlc model uses.
-    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    registry = logging.getLogger(TORCH_ONNX_REGISTRY_LOGGER)
     level = registry.level
     with warnings.catch_warnings():
         # The exporter's own internals warn about their own deprecations (torch
