@@ -267,8 +267,8 @@ def main(argv=None):
         f"equal predict's: {'yes' if same_labels else 'NO'}.",
         "Machine load (1-minute load average, other jobs included) before and "
         f"after the measurements: {load_before:.1f}, {os.getloadavg()[0]:.1f}, "
-        f"on {os.cpu_count()} CPUs: above the CPU count, the paths also compete "
-        "with other processes, which inflates p99 most.",
+        f"on {os.cpu_count()} CPUs (a load above the CPU count means the paths "
+        "also competed with other processes, which inflates p99 most).",
         *provenance("bench_serving.py", argv),
     ]
     if "sk_mlc.save" not in forms:
