@@ -9,7 +9,9 @@ one shared, at the cost of one fit per CV split, and :class:`ThresholdDisplay`
 plots why it chose them. :class:`ImageLoader` and :class:`LazyImages`
 bring image files in through Pillow; :mod:`sk_mlc.datasets` reads the common
 folder and CSV layouts. :func:`save` and :func:`load` keep a fitted model in
-one file (safetensors and JSON) that loads without running any code from it.
+one file (safetensors and JSON) that loads without running any code from it,
+and :func:`to_onnx` exports one graph from pixels to probabilities and labels.
+``CNNClassifier(weights=...)`` starts from a pretrained or fitted backbone.
 """
 
 from ._classifier import CNNClassifier
