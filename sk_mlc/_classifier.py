@@ -525,28 +525,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         )
         sample_weight = _sample_weight(sample_weight, len(images), name)
 
-        if self.memory is None:
-            net = train_network(spec, images, y_encoded, sample_weight)
-            weights_id = None
-        elif spec.data_parallel is not None and spec.data_parallel[0] > 1:
-            warnings.warn(
-                f"{name}: memory is ignored when an accelerator trains in "
-                f"{spec.data_parallel[0]} processes: they train one network "
-                "together, and a process that waited for another's cache entry "
-                "would leave the others waiting for it.",
-                UserWarning,
-                stacklevel=2,
-            )
-            net = train_network(spec, images, y_encoded, sample_weight)
-            weights_id = None
-        elif self.random_state is None:
-            warnings.warn(
-                f"{name}: memory is ignored because random_state=None draws a new "
-                "seed for every fit, so no cached network could ever be reused. "
-                "Pass an int random_state to use the cache.",
-                UserWarning,
-                stacklevel=2,
-            )
+        skipped = self._memory_skipped(spec)
+        if skipped:
+            warnings.warn(f"{name}: memory is ignored {skipped}", UserWarning, 2)
+        if self.memory is None or skipped:
             net = train_network(spec, images, y_encoded, sample_weight)
             weights_id = None
         else:
@@ -637,6 +619,24 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self._set_fitted(inputs, images.image_shape, target, spec, net, None)
         self._incremental_ = True
         return self
+
+    def _memory_skipped(self, spec) -> str | None:
+        """Why ``memory`` cannot serve this fit (the warning's reason), or None."""
+        if self.memory is None:
+            return None
+        if spec.data_parallel is not None and spec.data_parallel[0] > 1:
+            return (
+                f"when an accelerator trains in {spec.data_parallel[0]} processes: "
+                "they train one network together, and a process that waited for "
+                "another's cache entry would leave the others waiting for it."
+            )
+        if self.random_state is None:
+            return (
+                "because random_state=None draws a new seed for every fit, so no "
+                "cached network could ever be reused. Pass an int random_state to "
+                "use the cache."
+            )
+        return None
 
     def _warm_start_from(self, target, image_shape) -> Weights:
         """The fitted network, checked against this fit's target and images."""
