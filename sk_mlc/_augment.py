@@ -12,9 +12,34 @@ from collections.abc import Callable
 import torch
 
 AUGMENTATIONS = ("flip", "shift", "flip+shift")
+# Test-time augmentations (predict_proba averages over the views).
+TTA = ("flip",)
+
+# augment="auto" flips images at least this many pixels high and wide:
+# photographs and Fashion-MNIST's 28x28 items, not 8x8 digits or 1 x d rows.
+_AUTO_FLIP_MIN_SIDE = 16
 
 # Largest shift, as a fraction of the image side: 28 px -> 3 px.
 _SHIFT_FRACTION = 0.125
+
+
+def resolve_augment(augment, image_shape: tuple[int, int, int]):
+    """``augment`` with "auto" resolved for images of ``image_shape`` (C, H, W).
+
+    "auto" is "flip" for images at least 16 pixels on each side, else None:
+    a mirror image of a photograph is as likely as the photograph (fastai and
+    timm flip by default too), while a row of tabular features or an 8x8
+    glyph has no such symmetry.
+    """
+    if not (isinstance(augment, str) and augment == "auto"):
+        return augment
+    _, height, width = image_shape
+    return "flip" if min(height, width) >= _AUTO_FLIP_MIN_SIDE else None
+
+
+def flips(augment) -> bool:
+    """Whether the resolved ``augment`` mirrors images left-right."""
+    return isinstance(augment, str) and "flip" in augment.split("+")
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

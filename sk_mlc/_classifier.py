@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._augment import AUGMENTATIONS
+from ._augment import AUGMENTATIONS, TTA, flips
 from ._cache import TrainingCache
 from ._compat import (
     HasMethods,
@@ -31,7 +31,7 @@ from ._spec import TrainingSpec
 from ._targets import check_threshold, partial_fit_target, resolve_target
 from ._training import (
     continue_network,
-    predict_logits,
+    predict_proba,
     start_network,
     train_epoch,
     train_network,
@@ -76,8 +76,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     depth : int or "auto", default="auto"
         Number of stages of the built-in CNN. "auto" halves the longer image
-        side down to about 7 pixels: 2 stages for 8x8 images, 3 for 28x28, 4
-        for 56x56 (at least 2, at most 5).
+        side down to 4 pixels or less: 2 stages for 8x8 images, 4 for 28x28
+        or 32x32, 5 for 56x56 (at least 2, at most 5).
+
+    residual : bool, default=False
+        Adds a residual block (two 3x3 convolutions and a skip connection)
+        after each pooling of the built-in CNN, ResNet-9 style: about twice
+        the arithmetic per image, for longer trainings (with ``width=32``,
+        ``augment="flip+shift"``, ``label_smoothing=0.1`` and
+        ``max_epochs=30`` it is the README's longer Fashion-MNIST setting).
 
     dropout : float, default=0.1
         Dropout before the output layer.
@@ -141,6 +148,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         targets, which predict the argmax. It does not influence training, so
         tuning it (with ``memory``, or :class:`ThresholdTunerCV`) needs no
         retraining.
+
+    label_smoothing : float in [0, 1), default=0.0
+        Moves the training targets towards the uniform distribution:
+        cross-entropy's ``label_smoothing`` for multiclass targets, and
+        targets ``y (1 - e) + e / 2`` in the binary cross-entropy of binary
+        and multi-label targets. It discourages over-confident logits, which
+        pays over long trainings; probabilities then stay inside
+        ``[e / 2, 1 - e / 2]`` on the training data.
 
     class_weight : "balanced", dict, array-like or None, default=None
         Class weights in the loss. For 1-D targets: "balanced" or a dict
@@ -222,11 +237,24 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     n_iter_no_change : int, default=3
         Patience of early stopping, in epochs.
 
-    augment : {"flip", "shift", "flip+shift"}, callable or None, default=None
-        Augmentation of training batches (never applied at predict time):
-        random left-right flips, random shifts of up to 1/8 of the image side,
-        or both; or a callable ``f(X, generator) -> X`` on a float
-        ``(n, C, H, W)`` tensor that draws its randomness from ``generator``.
+    augment : {"auto", "flip", "shift", "flip+shift"}, callable or None, \
+            default="auto"
+        Augmentation of training batches: random left-right flips, random
+        shifts of up to 1/8 of the image side, or both; or a callable
+        ``f(X, generator) -> X`` on a float ``(n, C, H, W)`` tensor that draws
+        its randomness from ``generator``. "auto" flips images at least 16
+        pixels high and wide (photographs, Fashion-MNIST) and leaves smaller
+        ones (8x8 digits, ``1 x d`` rows) alone. Pass None where a mirror
+        image is not a plausible image of the same class (text, some digits).
+
+    tta : {"auto", "flip"} or None, default="auto"
+        Test-time augmentation in ``predict_proba`` (and so ``predict``,
+        ``ThresholdTunerCV`` and the ONNX export): "flip" averages the
+        probabilities of each image and of its mirror image, at twice the
+        cost of a forward pass. "auto" is "flip" when training flipped
+        images (``augment`` resolved to "flip" or "flip+shift"), else None.
+        A prediction-time setting: it does not change training, so it can
+        be changed on a fitted model (``tta_`` is the one in use).
 
     callbacks : list or None, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` pairs),
@@ -345,6 +373,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         The precision it trained and predicts in: "32", "bf16-mixed" or
         "16-mixed" (``precision`` resolved, or the accelerator's).
 
+    tta_ : "flip" or None
+        The test-time augmentation ``predict_proba`` applies (``tta``
+        resolved against the training's augmentation).
+
     net_ : skorch.NeuralNet
         The trained network; its training history is ``net_.history``.
 
@@ -371,12 +403,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "module": [nn.Module, callable, None],
         "width": [Interval(Integral, 1, None, closed="left")],
         "depth": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "residual": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "weights": [str, os.PathLike, Mapping, BaseEstimator, None],
         "freeze_epochs": [Interval(Integral, 0, None, closed="left")],
         "normalize": [StrOptions({"auto", "imagenet"}), tuple, list],
         "warm_start": ["boolean"],
         "threshold": [Interval(Real, 0, 1, closed="both"), "array-like"],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
         "image_shape": [tuple, list, None],
         "layout": [StrOptions(set(_LAYOUTS))],
@@ -394,7 +428,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "augment": [StrOptions(set(AUGMENTATIONS)), callable, None],
+        "augment": [StrOptions({"auto", *AUGMENTATIONS}), callable, None],
+        "tta": [StrOptions({"auto", *TTA}), None],
         "callbacks": [list, None],
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
@@ -411,12 +446,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         *,
         width=16,
         depth="auto",
+        residual=False,
         dropout=0.1,
         weights=None,
         freeze_epochs=0,
         normalize="auto",
         warm_start=False,
         threshold=0.5,
+        label_smoothing=0.0,
         class_weight=None,
         image_shape=None,
         layout="auto",
@@ -431,7 +468,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         early_stopping=False,
         validation_fraction=None,
         n_iter_no_change=3,
-        augment=None,
+        augment="auto",
+        tta="auto",
         callbacks=None,
         device="auto",
         precision="auto",
@@ -444,12 +482,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.module = module
         self.width = width
         self.depth = depth
+        self.residual = residual
         self.dropout = dropout
         self.weights = weights
         self.freeze_epochs = freeze_epochs
         self.normalize = normalize
         self.warm_start = warm_start
         self.threshold = threshold
+        self.label_smoothing = label_smoothing
         self.class_weight = class_weight
         self.image_shape = image_shape
         self.layout = layout
@@ -465,6 +505,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.augment = augment
+        self.tta = tta
         self.callbacks = callbacks
         self.device = device
         self.precision = precision
@@ -521,7 +562,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if self.warm_start and hasattr(self, "net_"):
             init = self._warm_start_from(target, images.image_shape)
         spec = TrainingSpec.from_estimator(
-            self, target, len(images), channels=images.image_shape[0], init=init
+            self, target, len(images), image_shape=images.image_shape, init=init
         )
         sample_weight = _sample_weight(sample_weight, len(images), name)
 
@@ -606,7 +647,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             )
         y_encoded = target.encode(y, name)
         spec = TrainingSpec.from_estimator(
-            self, target, len(images), channels=images.image_shape[0], incremental=True
+            self, target, len(images), image_shape=images.image_shape, incremental=True
         )
         if first:
             net = start_network(spec, images, y_encoded)
@@ -673,8 +714,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.input_shape_ = tuple(image_shape)
         self.device_ = spec.device
         self.precision_ = spec.precision
+        self._flips_ = flips(spec.augment)
         self.net_ = net
         self.n_iter_ = len(net.history)
+
+    @property
+    def tta_(self) -> str | None:
+        """The test-time augmentation ``predict_proba`` applies: "flip" or None."""
+        check_is_fitted(self, "net_")
+        if self.tta == "auto":
+            return "flip" if self._flips_ else None
+        return self.tta
 
     @property
     def criterion_(self) -> nn.Module:
@@ -704,19 +754,21 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             reset=False,
             expected_shape=self.input_shape_,
         )
-        logits = cached_outputs(
+        tta = self.tta_
+        return cached_outputs(
             self._weights_id_,
             self.net_.module_,
             images,
-            (str(self.net_.device),),
-            lambda: predict_logits(
+            (str(self.net_.device), tta),
+            lambda: predict_proba(
                 self.net_,
                 images,
+                self._target_.proba_tensor,
+                tta=tta,
                 batch_size=self.batch_size,
                 num_workers=self.num_workers,
             ),
         )
-        return self._target_.proba(logits)
 
     def predict(self, X):
         """Predicted classes (binary, multiclass) or label indicators (multi-label).

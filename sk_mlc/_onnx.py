@@ -37,11 +37,6 @@ from ._threshold import ThresholdTunerCV
 _NAME = "to_onnx"
 _INSTALL = 'pip install "sk_mlc[onnx]"'
 _INPUT, _PROBA, _LABEL = "images", "probabilities", "label"
-# Parameters that would change what predict_proba computes, with the values the
-# graph reproduces. A prediction-time setting (test-time augmentation, say) is
-# refused until ServingModule computes it too: a graph that skipped it would
-# answer otherwise than predict_proba, without a word.
-_EXPORTABLE_SETTINGS: dict[str, tuple] = {"tta": (None, False)}
 # The export is checked on this many random images; a larger gap than this
 # between the graph and predict_proba is an export that went wrong.
 _N_PROBE, _PROBE_TOLERANCE = 3, 1e-4
@@ -183,18 +178,27 @@ class ServingModule(nn.Module):
     own statistics and returns logits; ``target.proba_tensor`` applies the
     activation and lays out ``predict_proba``'s columns.
 
-    A prediction-time setting of the classifier extends :meth:`forward`, and
-    leaves ``_EXPORTABLE_SETTINGS`` once it does: test-time augmentation
-    averages ``self.target.proba_tensor(self.network(x))`` over ``x`` and its
-    flips (``x.flip(-1)`` on the NCHW batch), exactly as ``predict_proba``
-    averages.
+    Test-time augmentation (``tta="flip"``) averages the probabilities of
+    ``x`` and of ``x.flip(-1)``, as ``predict_proba`` does; every
+    prediction-time setting of the classifier must be computed here, or the
+    graph would answer otherwise than ``predict_proba`` without a word.
     """
 
-    def __init__(self, network: nn.Module, inputs: ServingInput, target: _Target):
+    def __init__(
+        self,
+        network: nn.Module,
+        inputs: ServingInput,
+        target: _Target,
+        tta: str | None = None,
+    ):
         super().__init__()
         self.network = network
         self.inputs = inputs
         self.target = target
+        self.tta = tta
+
+    def proba(self, x: torch.Tensor) -> torch.Tensor:
+        return self.target.proba_tensor(self.network(x))
 
     def pixels(self, images: torch.Tensor) -> torch.Tensor:
         """The float32 ``(n, C, H, W)`` batch the network reads."""
@@ -207,7 +211,10 @@ class ServingModule(nn.Module):
         return x.reshape(-1, height, width, channels).permute(0, 3, 1, 2)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.target.proba_tensor(self.network(self.pixels(images)))
+        x = self.pixels(images)
+        if self.tta == "flip":
+            return (self.proba(x) + self.proba(x.flip(-1))) / 2
+        return self.proba(x)
 
 
 def to_onnx(estimator, path, *, opset=None):
@@ -287,14 +294,13 @@ def to_onnx(estimator, path, *, opset=None):
     onnx, onnxruntime = _import_onnx()
     parts = serving_parts(estimator)
     classifier = parts.classifier
-    _check_settings(classifier)
     if opset is not None and (
         not isinstance(opset, (int, np.integer)) or isinstance(opset, bool)
     ):
         raise TypeError(f"{_NAME}: opset must be an int or None; got {opset!r}.")
     inputs = ServingInput.from_classifier(classifier)
     network = copy.deepcopy(classifier.net_.module_).cpu().eval()
-    module = ServingModule(network, inputs, parts.target).eval()
+    module = ServingModule(network, inputs, parts.target, classifier.tta_).eval()
     model = _export(module, inputs, opset)
     _append_decision(model, parts)
     model.doc_string = (
@@ -319,18 +325,6 @@ def _import_onnx():
             f"({exc}). Install them with: {_INSTALL}"
         ) from exc
     return onnx, onnxruntime
-
-
-def _check_settings(classifier: CNNClassifier) -> None:
-    for name, exportable in _EXPORTABLE_SETTINGS.items():
-        value = getattr(classifier, name, None)
-        if not any(value is v or value == v for v in exportable):
-            raise ValueError(
-                f"{_NAME} cannot export {type(classifier).__name__}({name}={value!r})"
-                f" yet: the graph computes predict_proba with {name} in "
-                f"{list(exportable)} only, and would answer otherwise. Set "
-                f"{name}={exportable[0]!r} to export without it."
-            )
 
 
 def _export(module: ServingModule, inputs: ServingInput, opset):

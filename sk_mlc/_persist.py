@@ -420,7 +420,7 @@ class _Loading:
             resolved,
             target,
             _ANY_SIZE,
-            channels=shape[0],
+            image_shape=shape,
             incremental=bool(getattr(estimator, "_incremental_", False)),
         )
         spec = replace(

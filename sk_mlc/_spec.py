@@ -19,6 +19,7 @@ import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import LRScheduler
 
+from ._augment import resolve_augment
 from ._precision import resolve_precision
 from ._targets import _Target
 from ._weights import Weights, read_weights
@@ -47,6 +48,7 @@ class TrainingSpec:
     module: object  # torch.nn.Module, a callable returning one, or None
     width: int
     depth: int | str
+    residual: bool
     dropout: float
     # Where training starts: the backbone's weights (``weights``), or, for
     # warm_start, the whole network of the previous fit; and the input
@@ -58,6 +60,7 @@ class TrainingSpec:
     # The loss, decided by the target.
     target: _Target
     class_weight: object
+    label_smoothing: float
     # The optimisation.
     max_epochs: int
     batch_size: int
@@ -68,7 +71,7 @@ class TrainingSpec:
     early_stopping: bool
     validation_fraction: float | None  # None: no validation split
     n_iter_no_change: int
-    augment: object
+    augment: object  # "auto" resolved (see _augment.resolve_augment)
     callbacks: tuple
     # Where and with which randomness.
     device: str
@@ -91,17 +94,18 @@ class TrainingSpec:
         target: _Target,
         n_samples: int,
         *,
-        channels: int,
+        image_shape: tuple[int, int, int],
         init: Weights | None = None,
         incremental: bool = False,
     ):
         """Resolve and check ``estimator``'s training parameters.
 
-        ``n_samples`` images of ``channels`` channels; ``init`` is the network
+        ``n_samples`` images of ``image_shape`` (C, H, W); ``init`` is the network
         a warm start continues from. ``incremental`` is ``partial_fit``'s
         setting: one epoch at the constant ``lr``, no validation split.
         """
         name = type(estimator).__name__
+        channels = image_shape[0]
         if n_samples < 2:
             raise ValueError(
                 f"{name} needs at least 2 training samples; got n_samples = "
@@ -154,6 +158,7 @@ class TrainingSpec:
             module=estimator.module,
             width=estimator.width,
             depth=estimator.depth,
+            residual=estimator.residual,
             dropout=estimator.dropout,
             weights=weights,
             init=init,
@@ -161,6 +166,7 @@ class TrainingSpec:
             freeze_epochs=estimator.freeze_epochs,
             target=target,
             class_weight=estimator.class_weight,
+            label_smoothing=float(estimator.label_smoothing),
             max_epochs=1 if incremental else estimator.max_epochs,
             batch_size=resolve_batch_size(estimator.batch_size, n_train),
             lr=estimator.lr,
@@ -170,7 +176,7 @@ class TrainingSpec:
             early_stopping=early_stopping,
             validation_fraction=fraction,
             n_iter_no_change=estimator.n_iter_no_change,
-            augment=estimator.augment,
+            augment=resolve_augment(estimator.augment, image_shape),
             callbacks=callbacks,
             device=device,
             seed=int(seed),

@@ -93,8 +93,15 @@ class _Target:
         """Raise a ``ValueError`` naming ``name`` if ``class_weight`` cannot apply."""
         _check_class_weight_1d(class_weight, self.classes_, name)
 
-    def criterion(self, class_weight, y_encoded: np.ndarray) -> torch.nn.Module:
-        """The loss; ``class_weight`` was checked by :meth:`check_class_weight`."""
+    def criterion(
+        self, class_weight, y_encoded: np.ndarray, label_smoothing: float = 0.0
+    ) -> torch.nn.Module:
+        """The loss; ``class_weight`` was checked by :meth:`check_class_weight`.
+
+        ``label_smoothing`` moves the targets towards the uniform distribution
+        (cross-entropy's own ``label_smoothing``) or towards 1/2 (binary
+        cross-entropy, :class:`SmoothedBCEWithLogitsLoss`).
+        """
         raise NotImplementedError
 
     # Plain functions, not bound methods: the trained net keeps references to
@@ -152,14 +159,14 @@ class _BinaryTarget(_Target):
     def _encoded(self, indices):
         return indices.astype(np.float32)[:, None]
 
-    def criterion(self, class_weight, y_encoded):
+    def criterion(self, class_weight, y_encoded, label_smoothing=0.0):
         pos_weight = None
         if class_weight is not None:
             # BCE weighs positives by w1 and negatives by w0; only the ratio
             # w1 / w0 changes the optimum, and that is exactly ``pos_weight``.
             w0, w1 = _class_weights(class_weight, self.classes_, y_encoded.ravel())
             pos_weight = torch.tensor([w1 / w0], dtype=torch.float32)
-        return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        return _bce(pos_weight, label_smoothing)
 
     activation = staticmethod(sigmoid)
     encoded_decision = staticmethod(at_one_half)
@@ -189,12 +196,12 @@ class _MulticlassTarget(_Target):
     def _encoded(self, indices):
         return indices.astype(np.int64)
 
-    def criterion(self, class_weight, y_encoded):
+    def criterion(self, class_weight, y_encoded, label_smoothing=0.0):
         weight = None
         if class_weight is not None:
             weights = _class_weights(class_weight, self.classes_, y_encoded)
             weight = torch.as_tensor(weights, dtype=torch.float32)
-        return torch.nn.CrossEntropyLoss(weight=weight)
+        return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
 
     activation = staticmethod(softmax)
     encoded_decision = staticmethod(argmax)
@@ -247,7 +254,7 @@ class _MultilabelTarget(_Target):
         self.check_y(dense, name)
         return dense.astype(np.float32)
 
-    def criterion(self, class_weight, y_encoded):
+    def criterion(self, class_weight, y_encoded, label_smoothing=0.0):
         pos_weight = None
         if isinstance(class_weight, str):  # "balanced"
             n_pos = y_encoded.sum(axis=0)
@@ -262,7 +269,7 @@ class _MultilabelTarget(_Target):
                 _per_label_weights(class_weight, self.n_labels, "class_weight"),
                 dtype=torch.float32,
             )
-        return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        return _bce(pos_weight, label_smoothing)
 
     activation = staticmethod(sigmoid)
     encoded_decision = staticmethod(at_one_half)
@@ -281,6 +288,31 @@ _TARGETS: dict[str, type[_Target]] = {
     "multiclass": _MulticlassTarget,
     "multilabel-indicator": _MultilabelTarget,
 }
+
+
+class SmoothedBCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
+    """``BCEWithLogitsLoss`` towards smoothed targets ``y (1 - e) + e / 2``.
+
+    The binary counterpart of ``CrossEntropyLoss(label_smoothing=e)``: each
+    label's 0/1 target moves towards 1/2 by ``e``, so the network is not
+    pushed to ever larger logits on labels it already gets right.
+    """
+
+    def __init__(self, *args, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        e = self.label_smoothing
+        return super().forward(input, target * (1.0 - e) + 0.5 * e)
+
+
+def _bce(pos_weight, label_smoothing: float) -> torch.nn.Module:
+    if label_smoothing:
+        return SmoothedBCEWithLogitsLoss(
+            pos_weight=pos_weight, label_smoothing=label_smoothing
+        )
+    return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
 
 def resolve_target(

@@ -2,8 +2,8 @@
 
 :func:`train_network` is the one function that trains. Its result depends on
 the spec, the images and the encoded target only, which is what lets
-``memory`` cache it (see ``_cache.py``). :func:`predict_logits` runs a trained
-net; what the logits mean is the target's business (``_targets.py``).
+``memory`` cache it (see ``_cache.py``). :func:`predict_proba` runs a trained
+net; what its logits mean is the target's business (``_targets.py``).
 """
 
 from __future__ import annotations
@@ -468,6 +468,7 @@ def _build_net(
         criterion = target.criterion(
             None if y_encoded is None else spec.class_weight,
             None if y_encoded is None else y_encoded[train_index],
+            spec.label_smoothing,
         )
         _set_reduction(criterion, weight)
     net_class, placement = _Net, {"device": spec.device}
@@ -515,13 +516,23 @@ def _build_net(
     )
 
 
-def predict_logits(
-    net: NeuralNet, images: ImageBatches, *, batch_size: int, num_workers: int
+def predict_proba(
+    net: NeuralNet,
+    images: ImageBatches,
+    proba_tensor,
+    *,
+    tta: str | None,
+    batch_size: int,
+    num_workers: int,
 ) -> np.ndarray:
-    """The module's logits ``(n, n_outputs)``, in batches, in eval mode.
+    """``predict_proba``'s output, in batches, in eval mode.
 
-    The loader is built here, not taken from the net, so that ``batch_size``
-    and ``num_workers`` set on the estimator after fit apply to prediction.
+    ``proba_tensor`` maps the module's logits to the probabilities (the
+    target's). With ``tta="flip"`` each image's probabilities are the mean
+    of its own and its mirror image's (``x.flip(-1)`` on the NCHW batch),
+    which is what the ONNX export computes too. The loader is built here,
+    not taken from the net, so that ``batch_size`` and ``num_workers`` set
+    on the estimator after fit apply to prediction.
     """
     loader = batch_loader(
         BatchDataset(images),
@@ -529,6 +540,11 @@ def predict_logits(
         num_workers=num_workers,
         pin_memory=str(net.device) != "cpu",
     )
+
+    def proba(X):
+        # float32 logits whatever the autocast region computed in.
+        return proba_tensor(net.infer(X).float())
+
     # Eval mode once, not per batch as skorch's evaluation_step does, and
     # inference_mode, which skips the autograd bookkeeping no_grad still does.
     # The mode the net was in is restored: it may go on training.
@@ -536,20 +552,27 @@ def predict_logits(
     net.module_.eval()
     try:
         with torch.inference_mode(), net.autocast():
-            # float32 logits whatever the autocast region computed in.
-            logits = [
-                to_numpy(net.infer(net.to_device((X,))[0]).float()) for X, _ in loader
-            ]
+            batches = []
+            for X, _ in loader:
+                X = to_tensor(net.to_device((X,))[0], device=net.device)
+                p = proba(X)
+                if tta == "flip":
+                    p = (p + proba(X.flip(-1))) / 2
+                batches.append(to_numpy(p))
     finally:
         net.module_.train(was_training)
-    return np.concatenate(logits)
+    return np.concatenate(batches)
 
 
 def _backbone(spec: TrainingSpec, image_shape: tuple[int, int, int]) -> torch.nn.Module:
     module = spec.module
     if module is None:
         return ConvNet(
-            image_shape[0], image_shape[1:], width=spec.width, depth=spec.depth
+            image_shape[0],
+            image_shape[1:],
+            width=spec.width,
+            depth=spec.depth,
+            residual=spec.residual,
         )
     if isinstance(module, torch.nn.Module):
         return copy.deepcopy(module)  # never train the caller's own module

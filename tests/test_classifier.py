@@ -509,7 +509,9 @@ def test_fitted_network_can_continue_training(multilabel_data):
     assert len(restored.net_.history) == 4
 
 
-@pytest.mark.parametrize("size, stages", [((8, 8), 2), ((28, 28), 3), ((56, 56), 4)])
+@pytest.mark.parametrize(
+    "size, stages", [((8, 8), 2), ((28, 28), 4), ((56, 56), 5), ((1, 20), 4)]
+)
 def test_auto_depth_follows_image_size(size, stages):
     X = np.random.RandomState(0).rand(12, *size).astype(np.float32)
     clf = CNNClassifier(**{**FAST, "depth": "auto", "max_epochs": 1})

@@ -235,11 +235,18 @@ def test_what_cannot_be_exported_is_refused_by_name(fitted_binary, binary_data, 
         to_onnx(tuner, tmp / "x.onnx")
     with pytest.raises(TypeError, match="to_onnx: opset must be an int"):
         to_onnx(fitted_binary, tmp / "x.onnx", opset="18")
-    with_tta = copy.deepcopy(fitted_binary)
-    with_tta.tta = "flip"  # a prediction-time setting the graph does not compute
-    with pytest.raises(ValueError, match=r"cannot export CNNClassifier\(tta='flip'\)"):
-        to_onnx(with_tta, tmp / "x.onnx")
     assert not (tmp / "x.onnx").exists()
+
+
+def test_test_time_flips_are_in_the_graph(fitted_multilabel, multilabel_data, tmp):
+    # tta is a prediction-time setting: the graph must average over the
+    # mirror images as predict_proba does, or it would answer otherwise.
+    X, _ = multilabel_data
+    flipped = copy.deepcopy(fitted_multilabel).set_params(tta="flip")
+    plain = copy.deepcopy(fitted_multilabel).set_params(tta=None)
+    assert np.abs(flipped.predict_proba(X) - plain.predict_proba(X)).max() > 1e-3
+    assert_same_answers(export(flipped, tmp, "flip.onnx"), flipped, X)
+    assert_same_answers(export(plain, tmp, "plain.onnx"), plain, X)
 
 
 @pytest.mark.slow

@@ -67,7 +67,9 @@ def test_mixed_precision_predicts_in_its_dtype_with_float32_weights(
         mixed_binary.predict_proba(X[:4])
     finally:
         handle.remove()
-    assert seen == [dtype[mixed_binary.precision_]]
+    # One batch, seen twice: as it is and mirrored (augment="flip" -> tta_).
+    assert mixed_binary.tta_ == "flip"
+    assert seen == [dtype[mixed_binary.precision_]] * 2
     # The weights stay float32.
     assert {p.dtype for p in mixed_binary.net_.module_.parameters()} == {torch.float32}
 
