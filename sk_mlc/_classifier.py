@@ -191,7 +191,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         With ``image_size`` or ``image_mode`` set, predict accepts arrays of
         other sizes or channel counts and converts them the same way.
 
-    max_epochs : int, default=12
+    max_epochs : int, default=14
         Number of passes over the training data (``fit``; each ``partial_fit``
         call is one pass).
 
@@ -459,7 +459,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         layout="auto",
         image_size=None,
         image_mode=None,
-        max_epochs=12,
+        max_epochs=14,
         batch_size="auto",
         lr=3e-3,
         lr_schedule="onecycle",

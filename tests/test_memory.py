@@ -154,6 +154,8 @@ CHANGES = {
     "batch_size": {"batch_size": 8},
     "class_weight": {"class_weight": "balanced"},
     "augment": {"augment": "flip"},
+    "residual": {"residual": True},
+    "label_smoothing": {"label_smoothing": 0.1},
     "weight_decay": {"weight_decay": 0.0},
     "early_stopping": {"early_stopping": True},
     "lr_schedule": {"lr_schedule": "constant"},
@@ -341,6 +343,17 @@ def test_predictions_are_cached_per_network_and_images(data, log, tmp_path):
     X_other[0, 0, 0] += 1.0
     again.predict_proba(X_other)
     assert forwards  # one pixel changed: computed
+
+
+def test_cached_outputs_follow_test_time_augmentation(data, log, tmp_path):
+    # tta changes predict_proba without changing the network: the outputs
+    # cached for one setting must never answer for the other.
+    X, y = data
+    clf = make(log, str(tmp_path)).fit(X, y)
+    plain = clf.set_params(tta=None).predict_proba(X)
+    flipped = clf.set_params(tta="flip").predict_proba(X)
+    assert np.abs(flipped - plain).max() > 1e-4
+    np.testing.assert_array_equal(clf.set_params(tta=None).predict_proba(X), plain)
 
 
 # -- serving --------------------------------------------------------------------

@@ -48,8 +48,16 @@ def _binary(X, Y):
 
 
 def _multiclass(X, Y):
+    # The recipe's settings: residual blocks, label smoothing, test-time flips.
     y = np.minimum(Y.sum(1), 2)
-    return CNNClassifier(**SMALL, class_weight="balanced").fit(X, y)
+    clf = CNNClassifier(
+        **SMALL,
+        class_weight="balanced",
+        residual=True,
+        label_smoothing=0.1,
+        augment="flip",
+    )
+    return clf.fit(X, y)
 
 
 def _multilabel(X, Y):
@@ -173,6 +181,9 @@ def test_loaded_model_has_the_parameters_and_fitted_state(name, models, saved):
     assert type(loaded_cnn.criterion_) is type(cnn.criterion_)
     for key, tensor in cnn.criterion_.state_dict().items():  # class weights
         torch.testing.assert_close(loaded_cnn.criterion_.state_dict()[key], tensor)
+    assert loaded_cnn.tta_ == cnn.tta_
+    smoothing = getattr(cnn.criterion_, "label_smoothing", 0.0)
+    assert getattr(loaded_cnn.criterion_, "label_smoothing", 0.0) == smoothing
 
 
 def test_loaded_model_trains_on(models, saved, data):
