@@ -1,4 +1,4 @@
-"""The training recipe: label smoothing, test-time flips, residual blocks, augment="auto"."""
+"""The training recipe: label smoothing, test-time flips, residual blocks."""
 
 import copy
 
@@ -97,7 +97,7 @@ def test_tta_changes_on_a_fitted_model_without_training(fitted_16px):
     clf.set_params(tta=None)
     assert clf.tta_ is None
     clf.predict_proba(X)
-    for before, after in zip(weights, clf.net_.module_.parameters()):
+    for before, after in zip(weights, clf.net_.module_.parameters(), strict=True):
         torch.testing.assert_close(before, after)
 
 
