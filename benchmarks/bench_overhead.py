@@ -7,7 +7,12 @@ CNNClassifier's training code passes (input statistics, dropout, head, seed),
 with the same optimizer (AdamW, same lr and weight decay), learning-rate
 schedule (OneCycleLR stepped per batch, or constant), batch size and epochs.
 The plain loop converts each uint8 batch to float32 / 255 and draws a random
-permutation per epoch, as a user would.
+permutation per epoch, as a user would. It does the same work as the
+defaults' recipe: random left-right flips of each training batch (what
+``augment="auto"`` picks for 28x28 images) and test-time flips in predict
+(the mean of the softmax of each image and of its mirror image, as
+``tta="auto"`` does after flipped training), so that the ratios measure
+overhead only.
 
 The runs alternate in one process (A B A B ...) after one untimed warm-up of
 each, so drifts in machine load hit both sides alike; the predict passes,
@@ -40,6 +45,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
 from sk_mlc import CNNClassifier
+from sk_mlc._augment import flips, resolve_augment
 from sk_mlc._network import ConvNet, build_module
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,6 +55,9 @@ TARGET_PREDICT_RATIO = 0.95
 
 
 DEFAULTS = cnn_defaults()
+# What the defaults' augment="auto" and tta="auto" do on 28x28 images.
+FLIPS = flips(resolve_augment(DEFAULTS["augment"], (1, 28, 28)))
+TTA_FLIPS = FLIPS if DEFAULTS["tta"] == "auto" else DEFAULTS["tta"] == "flip"
 # Where CNNClassifier's device="auto" trains; the plain loop trains there too.
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -93,6 +102,7 @@ def plain_fit(X, y, config, seed):
         )
     criterion = torch.nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
+    augment = torch.Generator(device=DEVICE).manual_seed(seed)
     module.train()
     for _ in range(epochs):
         order = torch.randperm(len(X), generator=generator).numpy()
@@ -100,6 +110,9 @@ def plain_fit(X, y, config, seed):
             index = order[start : start + batch_size]
             xb = torch.from_numpy(X[index]).to(DEVICE).unsqueeze(1).float() / 255
             yb = torch.from_numpy(y[index]).to(DEVICE)
+            if FLIPS:  # mirror each image with probability 1/2
+                flip = torch.rand(len(xb), generator=augment, device=DEVICE) < 0.5
+                xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
             optimizer.zero_grad()
             loss = criterion(module(xb), yb)
             loss.backward()
@@ -117,8 +130,11 @@ def plain_predict_proba(module, X, batch_size):
     with torch.no_grad():
         for start in range(0, len(X), batch_size):
             xb = torch.from_numpy(X[start : start + batch_size]).to(DEVICE)
-            logits = module(xb.unsqueeze(1).float() / 255)
-            out.append(torch.softmax(logits, dim=1).cpu().numpy())
+            xb = xb.unsqueeze(1).float() / 255
+            proba = torch.softmax(module(xb), dim=1)
+            if TTA_FLIPS:
+                proba = (proba + torch.softmax(module(xb.flip(-1)), dim=1)) / 2
+            out.append(proba.cpu().numpy())
     return np.concatenate(out)
 
 
