@@ -15,8 +15,9 @@ Compared on held-out micro-, macro- and samples-F1 and fit time:
 * skorch's ``NeuralNet`` set up by hand (BCEWithLogitsLoss, float targets,
   sigmoid >= 0.5 applied by the user) with the same CNN.
 
-Targets: tuned CNNClassifier micro-F1 >= 0.90, and >= 0.10 above the best
-scikit-learn baseline (MLP, one-vs-rest logistic regression).
+Targets: tuned CNNClassifier micro-F1 >= 0.93 (it was 0.90 before the recipe
+of issue 13), and >= 0.10 above the best scikit-learn baseline (MLP,
+one-vs-rest logistic regression).
 
 Writes ``benchmarks/results/multilabel.md``. Run:
 ``python benchmarks/bench_multilabel.py`` (``--quick`` for a smoke test,
@@ -46,7 +47,7 @@ from sk_mlc import CNNClassifier, ThresholdTunerCV
 from sk_mlc._network import ConvNet, build_module
 
 RESULTS = Path(__file__).parent / "results"
-TARGET_F1 = 0.90
+TARGET_F1 = 0.93
 TARGET_MARGIN = 0.10
 METHODS = ("cnn", "mlp", "ovr", "skorch_naive", "skorch_hand")
 

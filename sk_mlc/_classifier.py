@@ -735,6 +735,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities, in batches, in eval mode, without gradients.
 
+        With test-time augmentation (``tta_ == "flip"``) each image's
+        probabilities are the mean of its own and its mirror image's.
+
         Parameters
         ----------
         X : array-like or sequence of image paths / PIL images

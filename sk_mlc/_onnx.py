@@ -270,6 +270,10 @@ def to_onnx(estimator, path, *, opset=None):
     the decoded arrays, ``(batch, H, W, C)`` uint8 (``C = 1`` for grey), as
     ``ImageLoader(size=(H, W), mode=...)`` decodes them with Pillow.
 
+    Test-time augmentation (``tta_ == "flip"``) is part of the graph: it
+    averages the probabilities of each image and of its mirror image, as
+    ``predict_proba`` does.
+
     Thresholds are compared in float32 exactly as ``predict`` compares them
     in float64: each is rounded up to the nearest float32, so that ``p >=
     threshold`` decides alike for every float32 probability.

@@ -61,9 +61,13 @@ def _multiclass(X, Y):
 
 
 def _multilabel(X, Y):
-    # Per-label thresholds, class weights from the data, and a sparse y.
+    # Per-label thresholds, class weights from the data, a smoothed BCE and a
+    # sparse y.
     clf = CNNClassifier(
-        **SMALL, threshold=[0.3, 0.4, 0.5, 0.6], class_weight="balanced"
+        **SMALL,
+        threshold=[0.3, 0.4, 0.5, 0.6],
+        class_weight="balanced",
+        label_smoothing=0.2,
     )
     return clf.fit(X, sp.csr_matrix(Y))
 
