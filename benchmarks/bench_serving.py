@@ -1,9 +1,9 @@
 """What does serving a fitted CNNClassifier cost, in torch and in onnxruntime?
 
-A default-size ``CNNClassifier()`` (width 16, depth 3 at 28x28), trained
-briefly on Fashion-MNIST (generated 28x28 images when Fashion-MNIST is not
-installed: the costs measured here do not depend on the pixels), answers the
-same uint8 test images along three paths:
+A default-size ``CNNClassifier()`` (width 16, 4 stages at 28x28, test-time
+flips), trained briefly on Fashion-MNIST (generated 28x28 images when
+Fashion-MNIST is not installed: the costs measured here do not depend on the
+pixels), answers the same uint8 test images along three paths:
 
 * ``CNNClassifier.predict_proba``, in torch, with its input checks;
 * the bare network in torch (eval mode, ``inference_mode``, uint8 -> float32
@@ -248,7 +248,8 @@ def main(argv=None):
         )
     notes = [
         f"Model: CNNClassifier(max_epochs={args.epochs}, random_state=0), other "
-        f"parameters default (width 16, depth 3), fitted in {fit_seconds:.0f} s on "
+        "parameters default (width 16, 4 stages, test-time flips), fitted in "
+        f"{fit_seconds:.0f} s on "
         f"{len(X)} {source} 28x28 uint8 images; test accuracy {accuracy:.4f} on "
         f"{len(X_test)} test images.",
         f"One image: {args.calls} calls per path, each on one (1, 28, 28) uint8 "

@@ -723,7 +723,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """The test-time augmentation ``predict_proba`` applies: "flip" or None."""
         check_is_fitted(self, "net_")
         if self.tta == "auto":
-            return "flip" if self._flips_ else None
+            # Models saved before test-time augmentation existed lack _flips_.
+            return "flip" if getattr(self, "_flips_", False) else None
         return self.tta
 
     @property

@@ -36,7 +36,7 @@ from ._classifier import CNNClassifier
 from ._codec import Unstorable, decode, encode, import_path, set_attribute
 from ._compat import validate_params
 from ._sealed import SealedFileError, read_sealed, write_sealed
-from ._snapshot import CRITERION, MODULE, restore, snapshot
+from ._snapshot import CRITERION, MODULE, restore, saved_depth, snapshot
 from ._spec import TrainingSpec, resolve_device
 from ._targets import _Target
 from ._threshold import ThresholdTunerCV
@@ -423,12 +423,16 @@ class _Loading:
             image_shape=shape,
             incremental=bool(getattr(estimator, "_incremental_", False)),
         )
+        where = str(facts.get("tensors"))
+        depth = spec.depth
+        if spec.module is None and depth == "auto":
+            depth = saved_depth(self.tensors, where) or depth
         spec = replace(
             spec,
             batch_size=int(facts["batch_size"]),
             max_epochs=int(facts["max_epochs"]),
+            depth=depth,
         )
-        where = str(facts.get("tensors"))
         estimator.net_ = restore(
             spec, shape, self.tensors, facts, prefix=where, who=self.who
         )

@@ -12,6 +12,8 @@ kept: a restored network that trains on starts its optimizer afresh.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from skorch import NeuralNet
 from skorch.history import History
@@ -90,6 +92,23 @@ def restore(
         setattr(criterion, name, value)
     net.history = History(_rows(facts.get("history"), who))
     return net
+
+
+def saved_depth(tensors: dict, prefix: str = "") -> int | None:
+    """The stages of a saved built-in CNN: its top-level convolutions, or None.
+
+    ``depth="auto"`` has changed meaning between versions (28x28 images get 4
+    stages now, 3 before); a network saved with it is rebuilt with the depth
+    its weights have. Stage ``k``'s convolution is ``1.features.<i>.weight``
+    (4-D); residual blocks nest deeper and are not counted.
+    """
+    module = _part(tensors, prefix + MODULE)
+    stages = [
+        name
+        for name, tensor in module.items()
+        if re.fullmatch(r"1\.features\.\d+\.weight", name) and tensor.ndim == 4
+    ]
+    return len(stages) or None
 
 
 def _part(tensors: dict, prefix: str) -> dict:

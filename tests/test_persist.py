@@ -606,3 +606,18 @@ def test_a_weighted_fit_round_trips_with_its_loss_settings(data, tmp_path):
     loaded = sk_mlc.load(path)
     assert loaded.criterion_.reduction == "none"
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_a_model_saved_before_the_recipe_loads_and_predicts_as_it_did(tmp_path):
+    # Files written before depth="auto" went down to 4 pixels (28x28: 3
+    # stages then, 4 now) and before test-time augmentation: the network is
+    # rebuilt with the depth its weights have, and predicts without flips.
+    X = np.random.RandomState(0).rand(40, 28, 28).astype(np.float32)
+    y = (X[:, :14].mean((1, 2)) > X[:, 14:].mean((1, 2))).astype(int)
+    old = CNNClassifier(**SMALL, depth=3, augment=None).fit(X, y)
+    del old._flips_
+    path = tmp_path / "old.safetensors"
+    sk_mlc.save(old, path)
+    loaded = sk_mlc.load(path, depth="auto")  # what an old file says
+    assert loaded.depth == "auto" and loaded.tta_ is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
