@@ -614,7 +614,7 @@ def test_a_model_saved_before_the_recipe_loads_and_predicts_as_it_did(tmp_path):
     # rebuilt with the depth its weights have, and predicts without flips.
     X = np.random.RandomState(0).rand(40, 28, 28).astype(np.float32)
     y = (X[:, :14].mean((1, 2)) > X[:, 14:].mean((1, 2))).astype(int)
-    old = CNNClassifier(**SMALL, depth=3, augment=None).fit(X, y)
+    old = CNNClassifier(**{**SMALL, "depth": 3}, augment=None).fit(X, y)
     del old._flips_
     path = tmp_path / "old.safetensors"
     sk_mlc.save(old, path)
