@@ -174,7 +174,7 @@ def no_regressions(quick: bool, fashion) -> list[list[str]]:
         for params in ({**PREVIOUS, "depth": previous_depth(shape)}, {}):
             accuracy, seconds = [], []
             for seed in seeds:
-                model = CNNClassifier(**params, **extra, random_state=seed)
+                model = CNNClassifier(**{**params, **extra}, random_state=seed)
                 start = time.perf_counter()
                 model.fit(X, y)
                 seconds.append(time.perf_counter() - start)

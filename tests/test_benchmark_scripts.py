@@ -51,10 +51,12 @@ SCRIPTS = {
     "bench_scaling.py": ("| measurement | size | seconds |", True),
     "bench_threshold_search.py": ("| method | thresholds | trainings |", True),
     "bench_serving.py": ("| path | one image p50 ms |", False),
+    "bench_recipe.py": ("| ingredient | status | test accuracy |", True),
 }
 # Over the default suite's budget for smoke tests: run with -m slow.
 SLOW_SCRIPTS = {
     "bench_imbalanced.py",
+    "bench_recipe.py",
     "bench_multilabel.py",
     "bench_serving.py",
     "bench_threshold_search.py",
@@ -154,3 +156,22 @@ def test_bench_gpu_says_not_measured_without_a_gpu(tmp_path):
     assert "- not measured: no GPU was available to this run" in table
     assert re.search(r"\d{4}-\d{2}-\d{2}\.", table)  # the date
     assert "Command: `python benchmarks/bench_gpu.py --quick --out" in table
+
+
+def test_recipe_sweep_report_renders_the_recorded_runs(tmp_path):
+    # The sweep itself needs a GPU and minutes; its report is what the README
+    # cites, rendered from the recorded runs.
+    out = tmp_path / "sweep.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "recipe_sweep.py"), "--report"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    recorded = (ROOT / "benchmarks" / "results" / "recipe_sweep.jsonl").read_text()
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + len(recorded.splitlines())  # header, rule, runs
+    assert "c16 p c32 p c64 p c128 g3" in out.read_text()
