@@ -42,6 +42,18 @@ def flips(augment) -> bool:
     return isinstance(augment, str) and "flip" in augment.split("+")
 
 
+def tta_proba(proba: Callable, x: torch.Tensor, tta: str | None) -> torch.Tensor:
+    """``proba(x)``, averaged with ``proba`` of the mirror images when ``tta="flip"``.
+
+    The one definition of test-time augmentation: ``predict_proba`` and the
+    ONNX graph both call it, so they cannot drift apart.
+    """
+    p = proba(x)
+    if tta == "flip":
+        p = (p + proba(x.flip(-1))) / 2
+    return p
+
+
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2."""
     flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5

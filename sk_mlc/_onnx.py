@@ -28,6 +28,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from torch import nn
 
+from ._augment import tta_proba
 from ._classifier import CNNClassifier
 from ._compat import TORCH_ONNX_REGISTRY_LOGGER
 from ._inputs import _DTYPE_SCALE, _channels_first
@@ -211,10 +212,7 @@ class ServingModule(nn.Module):
         return x.reshape(-1, height, width, channels).permute(0, 3, 1, 2)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.pixels(images)
-        if self.tta == "flip":
-            return (self.proba(x) + self.proba(x.flip(-1))) / 2
-        return self.proba(x)
+        return tta_proba(self.proba, self.pixels(images), self.tta)
 
 
 def to_onnx(estimator, path, *, opset=None):

@@ -21,7 +21,7 @@ from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_numpy, to_tensor
 
-from ._augment import Augmenter
+from ._augment import Augmenter, tta_proba
 from ._data import BatchDataset, BatchSampler, batch_loader
 from ._device_data import DeviceImages, training_images
 from ._inputs import ImageBatches, channel_stats
@@ -555,10 +555,7 @@ def predict_proba(
             batches = []
             for X, _ in loader:
                 X = to_tensor(net.to_device((X,))[0], device=net.device)
-                p = proba(X)
-                if tta == "flip":
-                    p = (p + proba(X.flip(-1))) / 2
-                batches.append(to_numpy(p))
+                batches.append(to_numpy(tta_proba(proba, X, tta)))
     finally:
         net.module_.train(was_training)
     return np.concatenate(batches)
