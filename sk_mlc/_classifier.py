@@ -245,7 +245,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         its randomness from ``generator``. "auto" flips images at least 16
         pixels high and wide (photographs, Fashion-MNIST) and leaves smaller
         ones (8x8 digits, ``1 x d`` rows) alone. Pass None where a mirror
-        image is not a plausible image of the same class (text, some digits).
+        image is not a plausible image of the same class (text, some digits,
+        objects that always face one way) and for a handful of training
+        images, where flips cost accuracy in the README's benchmarks.
 
     tta : {"auto", "flip"} or None, default="auto"
         Test-time augmentation in ``predict_proba`` (and so ``predict``,

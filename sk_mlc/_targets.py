@@ -111,15 +111,12 @@ class _Target:
     activation: staticmethod
     encoded_decision: staticmethod
 
-    def proba(self, logits: np.ndarray) -> np.ndarray:
-        """``predict_proba`` from the network's logits ``(n, n_outputs)``."""
-        return self.proba_tensor(torch.from_numpy(logits)).numpy()
-
     def proba_tensor(self, logits: torch.Tensor) -> torch.Tensor:
-        """:meth:`proba` in torch: the same function, for graphs that embed it.
+        """``predict_proba``'s layout from the network's logits ``(n, n_outputs)``.
 
-        ``to_onnx`` traces this one (``_onnx.py``), so that an exported graph
-        cannot drift from ``predict_proba``'s format.
+        ``predict_proba`` computes with it, and ``to_onnx`` traces it
+        (``_onnx.py``), so that an exported graph cannot drift from
+        ``predict_proba``'s format.
         """
         return self.activation(logits)
 
