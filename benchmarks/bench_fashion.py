@@ -57,7 +57,7 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 
 from sk_mlc import CNNClassifier
-from sk_mlc._augment import flips, resolve_augment
+from sk_mlc._augment import flips, resolve_augment, resolve_tta
 from sk_mlc._network import ConvNet, build_module
 
 RESULTS = Path(__file__).parent / "results"
@@ -142,9 +142,7 @@ def curve(records, fit_start):
 def resolved_tta(params, image_shape):
     """The ``tta_`` a CNNClassifier with ``params`` will have on these images."""
     clf = CNNClassifier(**params)
-    if clf.tta != "auto":
-        return clf.tta
-    return "flip" if flips(resolve_augment(clf.augment, image_shape)) else None
+    return resolve_tta(clf.tta, flips(resolve_augment(clf.augment, image_shape)))
 
 
 def fit_cnn(params, X, y, X_test, y_test):

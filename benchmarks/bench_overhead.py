@@ -45,7 +45,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 
 from sk_mlc import CNNClassifier
-from sk_mlc._augment import flips, resolve_augment
+from sk_mlc._augment import flips, resolve_augment, resolve_tta
 from sk_mlc._network import ConvNet, build_module
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,7 +57,7 @@ TARGET_PREDICT_RATIO = 0.95
 DEFAULTS = cnn_defaults()
 # What the defaults' augment="auto" and tta="auto" do on 28x28 images.
 FLIPS = flips(resolve_augment(DEFAULTS["augment"], (1, 28, 28)))
-TTA_FLIPS = FLIPS if DEFAULTS["tta"] == "auto" else DEFAULTS["tta"] == "flip"
+TTA_FLIPS = resolve_tta(DEFAULTS["tta"], FLIPS) == "flip"
 # Where CNNClassifier's device="auto" trains; the plain loop trains there too.
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

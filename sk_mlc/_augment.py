@@ -42,6 +42,13 @@ def flips(augment) -> bool:
     return isinstance(augment, str) and "flip" in augment.split("+")
 
 
+def resolve_tta(tta, trained_with_flips: bool) -> str | None:
+    """``tta`` with "auto" resolved: "flip" after flipped training, else None."""
+    if tta == "auto":
+        return "flip" if trained_with_flips else None
+    return tta
+
+
 def tta_proba(proba: Callable, x: torch.Tensor, tta: str | None) -> torch.Tensor:
     """``proba(x)``, averaged with ``proba`` of the mirror images when ``tta="flip"``.
 

@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._augment import AUGMENTATIONS, TTA, flips
+from ._augment import AUGMENTATIONS, TTA, flips, resolve_tta
 from ._cache import TrainingCache
 from ._compat import (
     HasMethods,
@@ -724,10 +724,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def tta_(self) -> str | None:
         """The test-time augmentation ``predict_proba`` applies: "flip" or None."""
         check_is_fitted(self, "net_")
-        if self.tta == "auto":
-            # Models saved before test-time augmentation existed lack _flips_.
-            return "flip" if getattr(self, "_flips_", False) else None
-        return self.tta
+        # Models saved before test-time augmentation existed lack _flips_.
+        return resolve_tta(self.tta, getattr(self, "_flips_", False))
 
     @property
     def criterion_(self) -> nn.Module:
