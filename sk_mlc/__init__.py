@@ -8,20 +8,22 @@ hyperparameter. :class:`ThresholdTunerCV` tunes thresholds, each label's own or
 one shared, at the cost of one fit per CV split, and :class:`ThresholdDisplay`
 plots why it chose them. :class:`ImageLoader` and :class:`LazyImages`
 bring image files in through Pillow; :mod:`sk_mlc.datasets` reads the common
-folder and CSV layouts. :func:`save` and :func:`load` keep a fitted model in
-one file (safetensors and JSON) that loads without running any code from it,
-and :func:`to_onnx` exports one graph from pixels to probabilities and labels.
+folder and CSV layouts and :mod:`sk_mlc.model_selection` splits multi-label
+targets. :func:`save` and :func:`load` keep a fitted model in one file
+(safetensors and JSON) that loads without running any code from it, and
+:func:`to_onnx` exports one graph from pixels to probabilities and labels.
 ``CNNClassifier(weights=...)`` starts from a pretrained or fitted backbone.
+
+The package is laid out by concern (``data/``, ``training/``, ``targets/``,
+``thresholds/``, ``io/``); imports run one way, checked by import-linter
+(``pyproject.toml``).
 """
 
 from ._classifier import CNNClassifier
-from ._decode import read_image
-from ._display import ThresholdDisplay
-from ._lazy import LazyImages
-from ._loader import ImageLoader
-from ._onnx import to_onnx
-from ._persist import load, save
-from ._threshold import ThresholdTunerCV
+from ._version import __version__ as __version__
+from .data import ImageLoader, LazyImages, read_image
+from .io import load, save, to_onnx
+from .thresholds import ThresholdDisplay, ThresholdTunerCV
 
 __all__ = [
     "CNNClassifier",
@@ -34,4 +36,3 @@ __all__ = [
     "save",
     "to_onnx",
 ]
-__version__ = "0.1.0"

@@ -14,29 +14,31 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._augment import AUGMENTATIONS, TTA, flips, resolve_tta
-from ._cache import TrainingCache
-from ._compat import (
-    HasMethods,
-    Interval,
-    StrOptions,
-    _check_sample_weight,
-    _fit_context,
+from ._compat import HasMethods, Interval, StrOptions, fit_context
+from .data import (
+    AUGMENTATIONS,
+    MODES,
+    TTA,
+    InputSpec,
+    flips,
+    read_images,
+    resolve_tta,
 )
-from ._decode import _MODES
-from ._inputs import InputSpec, named_errors, read_images
-from ._outputs import cached_outputs
-from ._precision import PRECISIONS
-from ._spec import TrainingSpec
-from ._targets import check_threshold, partial_fit_target, resolve_target
-from ._training import (
+from .targets import check_threshold, partial_fit_target, resolve_target
+from .training import (
+    PRECISIONS,
+    TrainingCache,
+    TrainingSpec,
+    Weights,
+    cached_outputs,
+    checked_weights,
     continue_network,
+    memory_skipped,
     predict_proba,
     start_network,
     train_epoch,
     train_network,
 )
-from ._weights import Weights
 
 _LAYOUTS = ("auto", "NHWC", "NCHW")
 
@@ -417,7 +419,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "image_shape": [tuple, list, None],
         "layout": [StrOptions(set(_LAYOUTS))],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
-        "image_mode": [StrOptions(set(_MODES)), None],
+        "image_mode": [StrOptions(set(MODES)), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
@@ -517,7 +519,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Train the network on images ``X`` and targets ``y``.
 
@@ -566,9 +568,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         spec = TrainingSpec.from_estimator(
             self, target, len(images), image_shape=images.image_shape, init=init
         )
-        sample_weight = _sample_weight(sample_weight, len(images), name)
+        sample_weight = checked_weights(sample_weight, len(images), name)
 
-        skipped = self._memory_skipped(spec)
+        skipped = (
+            None if self.memory is None else memory_skipped(spec, self.random_state)
+        )
         if skipped:
             warnings.warn(f"{name}: memory is ignored {skipped}", UserWarning, 2)
         if self.memory is None or skipped:
@@ -584,7 +588,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self._incremental_ = False
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one more epoch on ``X``, ``y``, at the constant ``lr``.
 
@@ -657,29 +661,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         else:
             net = self.net_ if self._incremental_ else continue_network(self.net_, spec)
             inputs = self._input_spec_
-        sample_weight = _sample_weight(sample_weight, len(images), name)
+        sample_weight = checked_weights(sample_weight, len(images), name)
         train_epoch(net, spec, images, y_encoded, sample_weight)
         self._set_fitted(inputs, images.image_shape, target, spec, net, None)
         self._incremental_ = True
         return self
-
-    def _memory_skipped(self, spec) -> str | None:
-        """Why ``memory`` cannot serve this fit (the warning's reason), or None."""
-        if self.memory is None:
-            return None
-        if spec.data_parallel is not None and spec.data_parallel[0] > 1:
-            return (
-                f"when an accelerator trains in {spec.data_parallel[0]} processes: "
-                "they train one network together, and a process that waited for "
-                "another's cache entry would leave the others waiting for it."
-            )
-        if self.random_state is None:
-            return (
-                "because random_state=None draws a new seed for every fit, so no "
-                "cached network could ever be reused. Pass an int random_state to "
-                "use the cache."
-            )
-        return None
 
     def _warm_start_from(self, target, image_shape) -> Weights:
         """The fitted network, checked against this fit's target and images."""
@@ -825,14 +811,3 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_label = True
         tags.input_tags.three_d_array = True
         return tags
-
-
-def _sample_weight(sample_weight, n_samples: int, name: str):
-    """Checked float64 weights, or None where they change nothing (all equal)."""
-    if sample_weight is None:
-        return None
-    with named_errors(name):
-        weight = _check_sample_weight(
-            sample_weight, np.empty((n_samples, 0)), ensure_non_negative=True
-        )
-    return None if np.all(weight == weight[0]) else weight

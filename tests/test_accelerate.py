@@ -21,8 +21,7 @@ from conftest import FAST
 from sklearn.base import clone
 
 from sk_mlc import CNNClassifier
-from sk_mlc._data import BatchDataset, BatchSampler, batch_loader
-from sk_mlc._inputs import ImageBatches
+from sk_mlc.data import BatchDataset, BatchSampler, ImageBatches, batch_loader
 
 accelerate = pytest.importorskip(
     "accelerate", reason="the optional extra 'accelerate' is not installed"

@@ -11,11 +11,16 @@ import pytest
 import torch
 from conftest import FAST
 
-import sk_mlc._training
+import sk_mlc.training._fit
+import sk_mlc.training._net
 from sk_mlc import CNNClassifier
-from sk_mlc._device_data import DeviceImages, fits_on_device, training_images
-from sk_mlc._inputs import ImageBatches
-from sk_mlc._lazy import LazyImages
+from sk_mlc.data import (
+    DeviceImages,
+    ImageBatches,
+    LazyImages,
+    fits_on_device,
+    training_images,
+)
 
 RNG = np.random.RandomState(0)
 CASES = {
@@ -91,7 +96,7 @@ def test_fit_through_device_images_trains_the_same_network(
         used.append(DeviceImages(images, device))
         return used[-1]
 
-    monkeypatch.setattr(sk_mlc._training, "training_images", on_cpu_device)
+    monkeypatch.setattr(sk_mlc.training._fit, "training_images", on_cpu_device)
     clf = CNNClassifier(**params).fit(X, y)
     assert used
     np.testing.assert_allclose(
@@ -111,6 +116,6 @@ def test_cpu_batches_are_not_touched(fitted_binary):
 
 def test_nested_batches_move_whole():
     X, y, w = torch.zeros(2, 1, 4, 4), torch.zeros(2), torch.ones(2)
-    moved = sk_mlc._training._moved([X, (y, w)], "cpu")
+    moved = sk_mlc.training._net._moved([X, (y, w)], "cpu")
     assert isinstance(moved, tuple) and isinstance(moved[1], tuple)
     assert moved[0] is X and moved[1][0] is y and moved[1][1] is w

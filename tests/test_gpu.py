@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import FAST
 
-import sk_mlc._training
+import sk_mlc.training._fit
 from sk_mlc import CNNClassifier
-from sk_mlc._device_data import DeviceImages
+from sk_mlc.data import DeviceImages
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)"
@@ -28,13 +28,13 @@ def uint8_data(multiclass_data):
 def test_arrays_train_from_the_device_and_agree_with_the_cpu(monkeypatch, uint8_data):
     X, y = uint8_data
     built = []
-    original = sk_mlc._training.training_images
+    original = sk_mlc.training._fit.training_images
 
     def spy(images, device):
         built.append(original(images, device))
         return built[-1]
 
-    monkeypatch.setattr(sk_mlc._training, "training_images", spy)
+    monkeypatch.setattr(sk_mlc.training._fit, "training_images", spy)
     params = {**FAST, "augment": "flip", "precision": "32"}
     gpu = CNNClassifier(**params, device="cuda").fit(X, y)
     assert isinstance(built[0], DeviceImages)

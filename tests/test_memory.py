@@ -491,7 +491,7 @@ def test_the_training_code_is_in_the_key(log, tmp_path):
 
     copy_root = tmp_path / "edited"
     shutil.copytree(os.path.dirname(sk_mlc.__file__), copy_root / "sk_mlc")
-    training = copy_root / "sk_mlc" / "_training.py"
+    training = copy_root / "sk_mlc" / "training" / "_fit.py"
     training.write_text(training.read_text() + "\n# an edit\n")
     tests = os.path.dirname(__file__)
     script = [sys.executable, "-c", _FIT_IN_A_COPY, str(copy_root), tests, cache, log]

@@ -18,7 +18,8 @@ from sklearn.linear_model import LogisticRegression
 
 import sk_mlc
 from sk_mlc import CNNClassifier, ImageLoader, ThresholdTunerCV, to_onnx
-from sk_mlc._onnx import ServingInput, _check_against, _float32_at_least
+from sk_mlc.io._onnx import _check_against, _float32_at_least
+from sk_mlc.io._serving import ServingInput
 
 _REASON = 'to_onnx needs the extra onnx: pip install "sk_mlc[onnx]"'
 for _package in ("onnx", "onnxruntime", "onnxscript"):

@@ -31,8 +31,8 @@ from sklearn.multiclass import OneVsRestClassifier
 
 import sk_mlc
 from sk_mlc import CNNClassifier, ThresholdTunerCV
-from sk_mlc._codec import decode, encode
 from sk_mlc._sealed import checksum
+from sk_mlc.io._codec import decode, encode
 
 SMALL = {**FAST, "max_epochs": 2, "batch_size": 16}
 
@@ -528,7 +528,7 @@ DANGEROUS = [
     "torch:load",
     "torch.serialization:load",
     "torch.hub:load",
-    "sk_mlc._persist:load",
+    "sk_mlc.io._load:load",
     "sk_mlc.datasets:load_fashion_mnist",
     "joblib:load",
     "torch.optim:_functional",

@@ -16,8 +16,8 @@ from conftest import FAST
 from skorch.callbacks import EpochScoring
 
 from sk_mlc import CNNClassifier
-from sk_mlc._precision import autocast, resolve_precision
-from sk_mlc._spec import RUNTIME_FIELDS, TrainingSpec
+from sk_mlc.training import RUNTIME_FIELDS, TrainingSpec
+from sk_mlc.training._placement import autocast, resolve_precision
 
 MIXED = ["bf16-mixed", "16-mixed"]
 

@@ -2,7 +2,7 @@
 raises a ValueError/TypeError that names the estimator.
 
 Never a torch traceback, never a silent wrong answer. The documented rules are
-written out here a second time, independently of ``sk_mlc._inputs`` (how an
+written out here a second time, independently of ``sk_mlc/data/_inputs.py`` (how an
 array is read as images, how a dtype is scaled), and every case is checked
 against them: an input the rules read as the fitted images must get exactly
 their predictions; one they cannot read as such must be refused.

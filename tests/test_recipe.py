@@ -9,8 +9,8 @@ from conftest import FAST, quadrant_images
 from sklearn.utils.estimator_checks import check_is_fitted
 
 from sk_mlc import CNNClassifier
-from sk_mlc._network import ResidualBlock
-from sk_mlc._targets import SmoothedBCEWithLogitsLoss
+from sk_mlc.targets import SmoothedBCEWithLogitsLoss
+from sk_mlc.training import ResidualBlock
 
 SMALL = {**FAST, "max_epochs": 4}
 

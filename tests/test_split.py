@@ -7,7 +7,10 @@ import pytest
 import scipy.sparse as sp
 from sklearn.model_selection import KFold
 
-from sk_mlc._split import MultilabelStratifiedKFold, multilabel_train_test_split
+from sk_mlc.model_selection import (
+    IterativeStratifiedKFold,
+    multilabel_train_test_split,
+)
 
 
 def power_law_labels(n=200, seed=0):
@@ -23,7 +26,7 @@ def test_a_label_with_n_splits_positives_has_one_in_every_fold(n_splits):
     rare = np.zeros(len(Y), dtype=int)
     rare[np.random.RandomState(1).choice(len(Y), n_splits, replace=False)] = 1
     Y = np.column_stack([Y, rare])
-    cv = MultilabelStratifiedKFold(n_splits)
+    cv = IterativeStratifiedKFold(n_splits)
     for _, test in cv.split(Y, Y):
         assert Y[test, -1].sum() == 1
         # Every label with at least n_splits positives is in every fold.
@@ -39,18 +42,18 @@ def test_plain_kfold_misses_the_rare_label_that_stratification_keeps():
     rare[:5] = 1
     Y = np.column_stack([Y, rare])
     kfold = [Y[test, -1].sum() for _, test in KFold(5).split(Y)]
-    stratified = [Y[t, -1].sum() for _, t in MultilabelStratifiedKFold(5).split(Y, Y)]
+    stratified = [Y[t, -1].sum() for _, t in IterativeStratifiedKFold(5).split(Y, Y)]
     assert kfold == [5, 0, 0, 0, 0]
     assert stratified == [1, 1, 1, 1, 1]
 
 
 def test_folds_partition_the_samples_with_sizes_within_a_few():
     Y = power_law_labels(203)
-    tests = [test for _, test in MultilabelStratifiedKFold(5).split(Y, Y)]
+    tests = [test for _, test in IterativeStratifiedKFold(5).split(Y, Y)]
     np.testing.assert_array_equal(np.sort(np.concatenate(tests)), np.arange(203))
     sizes = [len(test) for test in tests]
     assert max(sizes) - min(sizes) <= 3
-    for train, test in MultilabelStratifiedKFold(5).split(Y, Y):
+    for train, test in IterativeStratifiedKFold(5).split(Y, Y):
         assert np.intersect1d(train, test).size == 0
         assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)
 
@@ -58,9 +61,9 @@ def test_folds_partition_the_samples_with_sizes_within_a_few():
 def test_unshuffled_folds_do_not_depend_on_the_global_random_state():
     Y = power_law_labels()
     np.random.seed(1)
-    first = [test for _, test in MultilabelStratifiedKFold(4).split(Y, Y)]
+    first = [test for _, test in IterativeStratifiedKFold(4).split(Y, Y)]
     np.random.seed(2)
-    second = [test for _, test in MultilabelStratifiedKFold(4).split(Y, Y)]
+    second = [test for _, test in IterativeStratifiedKFold(4).split(Y, Y)]
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -69,7 +72,7 @@ def test_shuffled_folds_follow_random_state():
     Y = power_law_labels()
 
     def folds(seed):
-        cv = MultilabelStratifiedKFold(4, shuffle=True, random_state=seed)
+        cv = IterativeStratifiedKFold(4, shuffle=True, random_state=seed)
         return [test.tolist() for _, test in cv.split(Y, Y)]
 
     assert folds(0) == folds(0)
@@ -86,17 +89,17 @@ def test_shuffled_folds_follow_random_state():
 )
 def test_sparse_bool_and_list_y_split_like_the_dense_matrix(form):
     Y = power_law_labels(60)
-    dense = [t.tolist() for _, t in MultilabelStratifiedKFold(3).split(Y, Y)]
-    other = [t.tolist() for _, t in MultilabelStratifiedKFold(3).split(Y, form(Y))]
+    dense = [t.tolist() for _, t in IterativeStratifiedKFold(3).split(Y, Y)]
+    other = [t.tolist() for _, t in IterativeStratifiedKFold(3).split(Y, form(Y))]
     assert other == dense
 
 
 def test_one_label_and_no_positives_at_all():
     y = np.r_[np.ones(6, int), np.zeros(14, int)]  # 1-D: a single label
-    tests = [t for _, t in MultilabelStratifiedKFold(3).split(y, y)]
+    tests = [t for _, t in IterativeStratifiedKFold(3).split(y, y)]
     assert [y[t].sum() for t in tests] == [2, 2, 2]
     Y = np.zeros((10, 3), dtype=int)  # no label ever on: sizes alone
-    sizes = [len(t) for _, t in MultilabelStratifiedKFold(5).split(Y, Y)]
+    sizes = [len(t) for _, t in IterativeStratifiedKFold(5).split(Y, Y)]
     assert sizes == [2, 2, 2, 2, 2]
 
 
@@ -105,7 +108,7 @@ def test_tiny_data_never_leaves_a_fold_empty(n):
     for seed in range(20):
         Y = (np.random.RandomState(seed).rand(n, 3) < 0.6).astype(int)
         n_splits = min(n, 3)
-        tests = [t for _, t in MultilabelStratifiedKFold(n_splits).split(Y, Y)]
+        tests = [t for _, t in IterativeStratifiedKFold(n_splits).split(Y, Y)]
         assert all(len(t) >= 1 for t in tests)
         assert sum(len(t) for t in tests) == n
 
@@ -120,7 +123,7 @@ def test_tiny_data_never_leaves_a_fold_empty(n):
 )
 def test_impossible_folds_say_why(n_splits, Y, match):
     with pytest.raises(ValueError, match=match):
-        list(MultilabelStratifiedKFold(n_splits).split(Y, Y))
+        list(IterativeStratifiedKFold(n_splits).split(Y, Y))
 
 
 # --- One validation split, for early stopping ----------------------------------

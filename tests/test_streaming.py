@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
 
 from sk_mlc import CNNClassifier, ImageLoader, LazyImages
-from sk_mlc._inputs import ImageBatches
+from sk_mlc.data import ImageBatches
 
 SIDE = 12
 STREAM = {**FAST, "max_epochs": 4, "batch_size": 16}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._decode import _decode_error
+from ..data import decode_error
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 # Folders may also hold the rarer formats Pillow reads.
@@ -63,7 +63,7 @@ def _screen(paths: list[Path], on_error: str) -> np.ndarray:
                 "them, or pass on_error='skip' to drop unreadable files."
             )
         return np.ones(len(paths), dtype=bool)
-    reasons = [_decode_error(path) for path in paths]
+    reasons = [decode_error(path) for path in paths]
     bad = [
         f"{path} ({why})"
         for path, why in zip(paths, reasons, strict=True)

@@ -1,0 +1,662 @@
+"""Tune decision thresholds, per label or shared, by cross-validation.
+
+:class:`ThresholdTunerCV` generalises scikit-learn's
+:class:`~sklearn.model_selection.TunedThresholdClassifierCV` from binary to
+multi-label targets. The costly part, fitting the classifier, happens once per
+CV split whatever the number of candidate thresholds: every candidate is scored
+on the pooled out-of-fold probabilities, which only needs counting.
+"""
+
+from __future__ import annotations
+
+import warnings
+from inspect import signature
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn import get_config
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
+from sklearn.utils import Bunch, get_tags
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, indexable, validate_data
+
+from .._compat import (
+    HasMethods,
+    Interval,
+    RealNotInt,
+    StrOptions,
+    check_sample_weight,
+    fit_context,
+)
+from .._messages import named_errors
+from ..targets import resolve_target
+from ._choice import (
+    Search,
+    auto_rule,
+    choose,
+    evidence_groups,
+    fold_results,
+)
+from ._out_of_fold import out_of_fold_proba, positive_proba
+from ._scores import (
+    AVERAGES,
+    COUNT_METRICS,
+    LabelMetric,
+    looks_like_scorer,
+    takes_sample_weight,
+)
+
+NAME = "ThresholdTunerCV"
+
+
+def _estimator_has(attr: str):
+    """For ``available_if``: the fitted (else the unfitted) estimator has ``attr``."""
+
+    def check(self):
+        getattr(getattr(self, "estimator_", self.estimator), attr)
+        return True
+
+    return check
+
+
+class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Classifier whose decision thresholds, per label or shared, are tuned by CV.
+
+    ``fit`` fits a clone of ``estimator`` once per CV split, pools the
+    out-of-fold positive-class probabilities into one ``(n_samples, n_labels)``
+    matrix, scores every candidate threshold on it, chooses the thresholds,
+    then refits a clone on all the data. That is ``n_splits + 1`` fits however
+    many candidates are tried. ``predict`` decides ``p >= threshold``.
+
+    By default (``per_label="auto"``) each label gets its own threshold only
+    where the out-of-fold evidence says it beats the one global threshold on
+    held-out data; the others, and every label with fewer than
+    ``min_positives`` out-of-fold positives, share the global threshold.
+
+    When several candidates tie for the best out-of-fold score, the one
+    closest to 0.5, the untuned default, is kept; of two equally close, the
+    lower. Equal evidence is no reason to move away from the default.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A classifier with ``predict_proba``, fitted on a binary or a multi-label
+        indicator ``y``. A :class:`~sklearn.frozen.FrozenEstimator` (or
+        ``cv="prefit"``) is used as is: no fit, thresholds scored on the data
+        passed to ``fit``, which should not be the data it was trained on.
+
+    scoring : {"f1", "fbeta", "precision", "recall", "jaccard", \
+            "balanced_accuracy", "accuracy"} or callable, default="f1"
+        The binary metric applied to each label's 0/1 decisions (a callable
+        ``metric(y_true, y_pred)``, higher is better, taking ``sample_weight``
+        if ``fit`` gets weights), not a scikit-learn scorer: ``average`` says
+        how the labels' scores combine.
+
+    average : {"macro", "micro", "samples"}, default="macro"
+        What the global threshold and ``best_score_`` maximise: the mean of the
+        labels' scores (``"macro"``), the score of the counts pooled over all
+        labels (``"micro"``), or the mean over samples of each sample's score
+        over its labels (``"samples"``, named metrics only), as in
+        :func:`~sklearn.metrics.f1_score`. Per-label thresholds maximise each
+        label's score under ``"macro"``; under ``"micro"`` and ``"samples"``,
+        where one label's threshold moves the others' best, they are tuned
+        jointly by coordinate search (Pillai, Fumera & Roli, 2013). A binary
+        ``y`` has one label, which all three score alike.
+
+    beta : float, default=1.0
+        The ``beta`` of ``scoring="fbeta"``; > 1 weighs recall more.
+
+    constraint : tuple (str, float) or None, default=None
+        ``(metric_name, min_value)``, a metric named as in ``scoring``: maximise
+        ``scoring`` among the thresholds where this metric is ``>= min_value``
+        (per label for own thresholds, averaged as ``average`` for the global
+        one). Where no candidate satisfies it, the candidate with the highest
+        constraint metric is chosen and a ``UserWarning`` says where.
+
+    thresholds : int or array-like of shape (n_thresholds,), default=19
+        The candidates. An int ``n`` gives ``n`` evenly spaced values strictly
+        inside (0, 1) (19 gives 0.05, 0.10, ..., 0.95); an array gives values in
+        [0, 1], used sorted and without duplicates.
+
+    cv : int, float, cross-validation generator, iterable or "prefit", default=5
+        The splits. An int gives stratified K-fold: by class for a binary
+        ``y``, by iterative stratification (Sechidis et al., 2011) for a
+        multi-label one, so that every label with at least ``cv`` positives has
+        one in every fold; the folds are deterministic. A float in (0, 1) is
+        the validation fraction of one shuffled, stratified split. A splitter
+        or iterable is used as given; ``"prefit"`` scores the fitted
+        ``estimator`` on the data given to ``fit`` and needs ``refit=False``.
+
+    per_label : "auto" or bool, default="auto"
+        ``True``: one threshold per label. ``False``: one threshold shared by
+        all labels. ``"auto"``: per label, its own threshold or the global one,
+        whichever the cross-fitted out-of-fold evidence favours: both are chosen
+        on all folds but one and scored on that one, and the label keeps its own
+        threshold only if that gains (``per_label_gain_``), so that a threshold
+        fitted to noise is not kept. Which labels kept their own: ``per_label_``.
+
+    min_positives : int, default=5
+        With ``per_label="auto"``, a label with fewer out-of-fold positives
+        uses the global threshold, with a ``UserWarning`` naming it: a
+        threshold chosen from a handful of positives is mostly noise (the
+        SCut fallback of Fan & Lin, 2007).
+
+    refit : bool, default=True
+        Refit a clone on all the data. ``False`` is only allowed with a single
+        split, whose fitted clone then becomes ``estimator_``.
+
+    n_jobs : int, default=None
+        Number of CV splits fitted in parallel. ``None`` means 1.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffled split of a float ``cv``; unused otherwise.
+
+    verbose : int, default=0
+        Progress of the fits over the CV splits, as joblib's ``Parallel``
+        reports it (as ``GridSearchCV``'s ``verbose``); 0 is silent. The
+        estimator's own ``verbose`` shows the progress inside each fit.
+
+    Attributes
+    ----------
+    estimator_ : estimator instance
+        The fitted classifier used by ``predict`` and ``predict_proba``.
+
+    best_thresholds_ : ndarray of shape (n_labels,)
+        The chosen threshold of each label; shape ``(1,)`` for a binary ``y``.
+
+    best_score_ : float
+        The ``average`` of the out-of-fold metric with ``best_thresholds_``,
+        on the pooled out-of-fold predictions: comparable between the
+        ``per_label`` settings.
+
+    best_label_scores_ : ndarray of shape (n_labels,)
+        Each label's out-of-fold metric at its chosen threshold.
+
+    per_label_ : ndarray of bool of shape (n_labels,)
+        Which labels use their own threshold (the others the global one).
+
+    per_label_gain_ : ndarray of shape (n_labels, 2) or None
+        With ``per_label="auto"``: per label, the cross-fitted gain in the
+        averaged objective from its own threshold over the global one, and the
+        standard error of that gain across folds; NaN for labels below
+        ``min_positives``. None otherwise.
+
+    threshold_std_ : ndarray of shape (n_labels,)
+        How much each chosen threshold moves from fold to fold: the standard
+        deviation across CV splits of the threshold each split alone would
+        choose, by the same rule. NaN with a single split.
+
+    cv_results_ : dict of ndarrays
+        Per candidate, across CV splits (pooled scores are in ``scores_``):
+        ``"thresholds"`` ``(n_thresholds,)``; ``"mean_test_score"`` and
+        ``"std_test_score"``, the ``average``-d metric when all labels share the
+        candidate, ``(n_thresholds,)``; ``"mean_test_score_per_label"`` and
+        ``"std_test_score_per_label"``, ``(n_thresholds, n_labels)``.
+
+    thresholds_ : ndarray of shape (n_thresholds,)
+        The candidate thresholds, ascending.
+
+    scores_ : ndarray of shape (n_thresholds, n_labels)
+        Each label's pooled out-of-fold metric at each candidate.
+
+    scores_global_ : ndarray of shape (n_thresholds,)
+        The ``average``-d pooled out-of-fold metric when all labels share each
+        candidate.
+
+    constraint_scores_ : ndarray of shape (n_thresholds, n_labels) or None
+        Each label's constraint metric at each candidate; None without constraint.
+
+    classes_ : ndarray
+        The two class labels of a binary ``y`` (the positive class is
+        ``classes_[1]``), or ``arange(n_labels)`` for a multi-label ``y``.
+
+    target_type_ : {"binary", "multilabel-indicator"}
+        The kind of ``y`` seen in ``fit``; it fixes the format of ``predict``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``, if ``estimator_`` exposes it.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``, if ``estimator_`` exposes them.
+
+    See Also
+    --------
+    sklearn.model_selection.TunedThresholdClassifierCV : The binary-only original.
+    sk_mlc.CNNClassifier : Its ``threshold`` takes ``best_thresholds_`` as is.
+    sk_mlc.ThresholdDisplay : Plots ``scores_`` with the chosen thresholds.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_multilabel_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.multiclass import OneVsRestClassifier
+    >>> from sk_mlc import ThresholdTunerCV
+    >>> X, Y = make_multilabel_classification(
+    ...     n_samples=300, n_classes=3, n_labels=1, random_state=0
+    ... )
+    >>> tuner = ThresholdTunerCV(
+    ...     OneVsRestClassifier(LogisticRegression(max_iter=500)), cv=3
+    ... ).fit(X, Y)
+    >>> tuner.per_label_  # own threshold, or the global one?
+    array([ True,  True, False])
+    >>> tuner.best_thresholds_.round(2)  # from 0.05, 0.10, ..., 0.95
+    array([0.55, 0.5 , 0.5 ])
+    >>> tuner.threshold_std_.round(2)  # how much each moves from fold to fold
+    array([0.14, 0.02, 0.02])
+    >>> tuner.scores_.shape  # out-of-fold F1 of 19 candidates for 3 labels
+    (19, 3)
+    >>> default = tuner.scores_global_[9]  # all labels at 0.5
+    >>> print(f"macro F1 at 0.5: {default:.3f}, tuned: {tuner.best_score_:.3f}")
+    macro F1 at 0.5: 0.754, tuned: 0.763
+    >>> tuner.predict(X[:2])
+    array([[0, 0, 0],
+           [0, 0, 1]])
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict_proba"])],
+        "scoring": [StrOptions(set(COUNT_METRICS)), callable],
+        "average": [StrOptions(set(AVERAGES))],
+        "beta": [Interval(Real, 0, None, closed="neither")],
+        "constraint": [tuple, list, None],
+        "thresholds": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "cv": [
+            "cv_object",
+            StrOptions({"prefit"}),
+            Interval(RealNotInt, 0.0, 1.0, closed="neither"),
+        ],
+        "per_label": [StrOptions({"auto"}), "boolean"],
+        "min_positives": [Interval(Integral, 0, None, closed="left")],
+        "refit": ["boolean"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        scoring="f1",
+        average="macro",
+        beta=1.0,
+        constraint=None,
+        thresholds=19,
+        cv=5,
+        per_label="auto",
+        min_positives=5,
+        refit=True,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.scoring = scoring
+        self.average = average
+        self.beta = beta
+        self.constraint = constraint
+        self.thresholds = thresholds
+        self.cv = cv
+        self.per_label = per_label
+        self.min_positives = min_positives
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # The inner estimator is validated by its own fit, not skipped.
+    @fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit per split, tune the thresholds out of fold, then refit.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data, in any format ``estimator`` accepts.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Binary class labels, or a multi-label indicator matrix (dense or sparse).
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in every score (weighted confusion counts),
+            and passed to ``estimator.fit`` (sliced per split): directly when
+            its ``fit`` takes ``sample_weight`` (else with a warning that only
+            the scores are weighted), or, with metadata routing enabled, where
+            the estimator requests it (``set_fit_request``).
+
+        **fit_params : dict
+            Passed to ``estimator.fit`` (sliced per split when sample-aligned);
+            with metadata routing enabled, routed to the estimator and the
+            splitter as they request them. Unused for a prefit estimator.
+
+        Returns
+        -------
+        self : object
+            The fitted tuner.
+        """
+        # Only y is validated here: X goes to the estimator as given (images,
+        # paths...). The target is resolved from y, so y must already be the
+        # matrix a list of lists encodes, and an empty or missing y is refused
+        # before any fit.
+        with named_errors(NAME):
+            y = validate_data(self, y=y, multi_output=True)
+            X, y = indexable(X, y)
+        # The wording matches scikit-learn's own binary-only classifiers, so
+        # its estimator checks recognise the refusal.
+        target = resolve_target(
+            y,
+            NAME,
+            kinds=("binary", "multilabel-indicator"),
+            supported=(
+                "only binary classification, per label: a binary y (1-D, 2 "
+                "classes) or a multi-label indicator matrix of 0/1 values. Only "
+                "binary classification is supported; a multiclass y has no "
+                "per-label threshold to tune"
+            ),
+        )
+        # The same table as CNNClassifier's decides how y is encoded and how
+        # probabilities become predictions.
+        Y = target.fit_encode(y).astype(bool)
+        weights = self._check_sample_weight(sample_weight, len(Y))
+        self._check_scoring(sample_weight is not None)
+        self._target_ = target
+        self.classes_ = target.classes_
+        self.target_type_ = target.target_type
+        self.thresholds_ = self._check_thresholds()
+        constraint = self._check_constraint()
+        routed = self._route(sample_weight, fit_params)
+
+        multilabel = self.target_type_ == "multilabel-indicator"
+        oof = out_of_fold_proba(
+            self.estimator,
+            X,
+            y,
+            cv=self.cv,
+            refit=self.refit,
+            n_labels=Y.shape[1],
+            fit_params=routed.estimator.fit,
+            split_params=routed.splitter.split,
+            Y=Y if multilabel else None,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
+        self.estimator_ = oof.estimator
+        self._tune(
+            Y[oof.indices], oof.proba, weights[oof.indices], oof.folds, constraint
+        )
+
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(self.estimator_, attr):
+                setattr(self, attr, getattr(self.estimator_, attr))
+        return self
+
+    def _route(self, sample_weight, fit_params) -> Bunch:
+        """Where ``sample_weight`` and the fit parameters go, as scikit-learn routes.
+
+        With routing enabled, ``process_routing`` sends each to whoever
+        requested it. Without, everything goes to ``estimator.fit`` as before,
+        ``sample_weight`` only if that ``fit`` takes it: the same rule as
+        :class:`~sklearn.calibration.CalibratedClassifierCV`.
+        """
+        if get_config()["enable_metadata_routing"]:
+            return process_routing(
+                self, "fit", sample_weight=sample_weight, **fit_params
+            )
+        fit_kwargs = dict(fit_params)
+        if sample_weight is not None:
+            if "sample_weight" in signature(self.estimator.fit).parameters:
+                fit_kwargs["sample_weight"] = sample_weight
+            else:
+                warnings.warn(
+                    f"{NAME}: {type(self.estimator).__name__}.fit does not take "
+                    "sample_weight, so the weights only weigh the threshold "
+                    "scores, not its training. Enable metadata routing "
+                    "(sklearn.set_config(enable_metadata_routing=True)) to pass "
+                    "them to an estimator that accepts them through **params.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        return Bunch(estimator=Bunch(fit=fit_kwargs), splitter=Bunch(split={}))
+
+    def _check_sample_weight(self, sample_weight, n: int) -> np.ndarray:
+        """Weights of the scores: scikit-learn's check, with the tuner's terms."""
+        if sample_weight is None:
+            return np.ones(n)
+        try:
+            return check_sample_weight(
+                sample_weight, np.empty((n, 0)), ensure_non_negative=True
+            ).astype(np.float64)
+        except ValueError as exc:
+            # scikit-learn says what is wrong; say what is expected too.
+            raise ValueError(
+                f"{NAME}: sample_weight must hold {n} finite numbers, one per "
+                "sample, non-negative and at least one non-zero (the scores "
+                f"need some weight); got: {exc}"
+            ) from None
+
+    def _check_scoring(self, weighted: bool) -> None:
+        if not callable(self.scoring):
+            return
+        if looks_like_scorer(self.scoring):
+            raise TypeError(
+                f"{NAME}: scoring must be a binary metric applied per label, one of "
+                f"{sorted(COUNT_METRICS)} or a callable metric(y_true, y_pred); got "
+                f"the scikit-learn scorer {self.scoring!r}, which scores an "
+                "estimator on (X, y). Pass the metric itself (e.g. scoring='f1' or "
+                "scoring=f1_score) and say how labels combine with average='macro', "
+                "'micro' or 'samples'."
+            )
+        if self.average == "samples":
+            raise ValueError(
+                f"{NAME}: average='samples' needs a named scoring (one of "
+                f"{sorted(COUNT_METRICS)}); got the callable {self.scoring!r}, which "
+                "would be called once per sample and candidate. Use a named "
+                "metric, or average='macro' or 'micro'."
+            )
+        if weighted and not takes_sample_weight(self.scoring):
+            raise ValueError(
+                f"{NAME}: fit got sample_weight, but the scoring callable "
+                f"{self.scoring!r} takes no sample_weight argument; give it one "
+                "(metric(y_true, y_pred, sample_weight=None)) or use a named metric."
+            )
+
+    def _check_thresholds(self) -> np.ndarray:
+        if isinstance(self.thresholds, Integral):
+            return np.linspace(0, 1, self.thresholds + 2)[1:-1]
+        values = np.asarray(self.thresholds, dtype=np.float64)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(
+                f"{NAME}: thresholds must be an int or a non-empty 1-D "
+                f"array of candidates; got an array of shape {values.shape}."
+            )
+        if not np.all((values >= 0) & (values <= 1)):  # also rejects NaN
+            raise ValueError(
+                f"{NAME}: thresholds must lie in [0, 1]; got values from "
+                f"{values.min()} to {values.max()}."
+            )
+        return np.unique(values)
+
+    def _check_constraint(self):
+        if self.constraint is None:
+            return None
+        constraint = tuple(self.constraint)
+        if (
+            len(constraint) != 2
+            or constraint[0] not in COUNT_METRICS
+            or not isinstance(constraint[1], Real)
+        ):
+            raise ValueError(
+                f"{NAME}: constraint must be None or (metric_name, "
+                f"min_value) with metric_name in {sorted(COUNT_METRICS)}; got "
+                f"{self.constraint!r}."
+            )
+        return constraint
+
+    def _tune(self, Y, P, weights, folds, constraint) -> None:
+        """Choose the thresholds from the out-of-fold ``P``; fill the attributes."""
+        metric = LabelMetric(self.scoring, self.beta, self.average)
+        search = Search(metric, self.thresholds_)
+        if constraint is not None:
+            name, min_value = constraint
+            search = Search(
+                metric,
+                self.thresholds_,
+                LabelMetric(name, self.beta, self.average),
+                min_value,
+            )
+        self.scores_, self.scores_global_ = metric.table(
+            Y, P, weights, self.thresholds_
+        )
+        self.constraint_scores_ = None
+        if constraint is not None:
+            self.constraint_scores_ = search.constraint.table(
+                Y, P, weights, self.thresholds_
+            )[0]
+
+        k = Y.shape[1]
+        self.per_label_gain_ = None
+        if self.per_label == "auto" and k > 1:
+            own = self._auto(search, Y, P, weights, folds)
+        else:
+            # A single label's own threshold is the global one: no choice to make.
+            own = np.full(k, self.per_label is True)
+        self.per_label_ = own
+
+        choice = choose(search, Y, P, weights, own)
+        self._warn_unmet(choice, constraint)
+        index = choice.index
+        self.best_thresholds_ = self.thresholds_[index]
+        self.best_label_scores_ = self.scores_[index, np.arange(k)]
+        self.best_score_ = metric.overall(Y, P >= self.best_thresholds_, weights)
+
+        per_label, overall, chosen = fold_results(search, Y, P, weights, folds, own)
+        self.cv_results_ = {
+            "thresholds": self.thresholds_,
+            "mean_test_score": overall.mean(axis=0),
+            "std_test_score": overall.std(axis=0),
+            "mean_test_score_per_label": per_label.mean(axis=0),
+            "std_test_score_per_label": per_label.std(axis=0),
+        }
+        single = len(chosen) < 2
+        self.threshold_std_ = np.full(k, np.nan) if single else chosen.std(axis=0)
+
+    def _auto(self, search, Y, P, weights, folds) -> np.ndarray:
+        """``per_label="auto"``: the labels whose own threshold earns its keep."""
+        positives = Y.sum(axis=0)
+        few = positives < self.min_positives
+        if few.any():
+            warnings.warn(
+                f"{NAME}: label(s) {self._names(few)!r} have fewer than "
+                f"min_positives={self.min_positives} out-of-fold positives "
+                f"({positives[few].tolist()}); they use the global threshold.",
+                UserWarning,
+                stacklevel=4,
+            )
+        groups = evidence_groups(Y, folds)
+        own, gain, se = auto_rule(search, Y, P, weights, groups)
+        self.per_label_gain_ = np.column_stack([gain, se])
+        self.per_label_gain_[few] = np.nan
+        return own & ~few
+
+    def _names(self, mask) -> list:
+        names = self.classes_[-1:] if len(mask) == 1 else np.arange(len(mask))
+        return names[mask].tolist()
+
+    def _warn_unmet(self, choice, constraint) -> None:
+        where = []
+        if choice.unmet_labels.any():
+            where.append(f"label(s) {self._names(choice.unmet_labels)!r}")
+        if choice.unmet_global:
+            where.append("the shared threshold of all labels")
+        if where:
+            name, min_value = constraint
+            warnings.warn(
+                f"{NAME}: no candidate threshold reaches {name} >= {min_value} for "
+                f"{' and '.join(where)}; chose the threshold with the highest "
+                f"{name} there instead.",
+                UserWarning,
+                stacklevel=5,
+            )
+
+    def get_metadata_routing(self):
+        """Get metadata routing of this object.
+
+        ``fit`` consumes ``sample_weight`` itself (weighted scores) and routes
+        it, with any other fit parameter, to ``estimator.fit`` and the
+        splitter's ``split`` where they request it.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter` encapsulating
+            routing information.
+        """
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self)
+            .add(
+                estimator=self.estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+            .add(
+                splitter=self.cv,
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        )
+
+    def predict(self, X):
+        """Predict with the tuned thresholds: positive where ``p >= threshold``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The samples, as accepted by ``estimator.predict_proba``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            For a binary ``y``, labels from ``classes_``. For a multi-label
+            ``y``, a 0/1 indicator matrix of ``y``'s dtype, a CSR sparse matrix
+            when ``y`` was sparse.
+        """
+        check_is_fitted(self, "best_thresholds_")
+        proba = self.estimator_.predict_proba(X)
+        # One way: the positive columns, (n_samples, n_labels), are what the
+        # thresholds apply to, and the target decides from them directly.
+        P = positive_proba(proba, len(self.best_thresholds_), self.estimator_)
+        return self._target_.decide(P, self.best_thresholds_)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """The fitted estimator's ``predict_proba``, unchanged.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The samples, as accepted by ``estimator.predict_proba``.
+
+        Returns
+        -------
+        proba : ndarray or list of ndarray
+            ``(n_samples, 2)`` for a binary ``y``; for a multi-label ``y``,
+            whatever ``estimator_`` returns (``(n_samples, n_labels)`` or a list
+            of ``(n_samples, 2)`` arrays).
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        # Multi-label y is passed through to the estimator, which must take it.
+        tags.classifier_tags.multi_label = get_tags(
+            self.estimator
+        ).classifier_tags.multi_label
+        tags.input_tags.sparse = get_tags(self.estimator).input_tags.sparse
+        return tags

@@ -1,0 +1,220 @@
+"""The skorch ``NeuralNet`` that sk_mlc trains, extended through its hooks.
+
+Everything sk_mlc changes in skorch's training loop is here, as overrides of
+skorch's hooks (``train_step_single``, ``get_loss``, ``validation_step``,
+``evaluation_step``, ``initialize_optimizer``, ``fit_loop``) and of one private
+hook that skorch offers no public name for (``_step_optimizer``, listed in
+``_compat.SKORCH_HOOKS``). The net is built in ``_build.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+
+from .._compat import set_training
+from ._placement import autocast, grad_scaler
+
+
+class Net(NeuralNet):
+    """skorch's ``NeuralNet``, extended through its hooks.
+
+    * Augmentation is applied in ``train_step_single`` on the training
+      device, so validation and prediction never see it.
+    * ``predict`` returns decisions, for skorch's scoring callbacks.
+    * ``precision``: the training, validation and evaluation steps run in
+      its autocast region, with a gradient scaler for float16
+      (``_placement.py``); "32" runs skorch's own steps.
+    * ``fit_loop`` lets a user's Ctrl-C leave ``fit``.
+    * Pickles leave the optimizer state out (``__getstate__``).
+    """
+
+    def __init__(self, *args, augmenter=None, decision=None, precision="32", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.augmenter = augmenter
+        self.decision = decision
+        self.precision = precision
+
+    def predict(self, X):
+        """Decisions in the encoded target's format (threshold 0.5, or argmax).
+
+        skorch's own ``predict`` returns probabilities; its ``EpochScoring``
+        with a scorer name ("accuracy", "f1_micro", ...) compares ``predict``
+        with the encoded targets, so it needs decisions.
+        """
+        return self.decision(self.predict_proba(X))
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The criterion's loss; with sample weights, their weighted mean.
+
+        Weighted batches carry ``(y, weight)`` (``BatchDataset``), and the
+        criterion then reduces nothing: each sample's loss (the mean over its
+        labels) is weighted, and the batch's loss is the mean of the weighted
+        losses. The weights were divided by their mean over the training
+        set, so that they shift emphasis between samples, not the step size.
+        """
+        if not isinstance(y_true, (tuple, list)):
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        y_true, weight = (to_tensor(part, device=self.device) for part in y_true)
+        losses = self.criterion_(y_pred, y_true).reshape(len(weight), -1).mean(1)
+        return (losses * weight).mean()
+
+    def train_step_single(self, batch, **fit_params):
+        batch = self._augmented(batch)
+        if self.precision == "32":
+            return super().train_step_single(batch, **fit_params)
+        # NeuralNet's step, in the autocast region, with a scaled loss for fp16.
+        set_training(self, True)
+        Xi, yi = unpack_data(batch)
+        with self.autocast():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if self.grad_scaler_ is None:
+            loss.backward()
+        else:
+            self.grad_scaler_.scale(loss).backward()
+            # Unscaled now, so that gradient callbacks (clipping) see the
+            # true gradients; the scaler's step then skips its own unscale.
+            self.grad_scaler_.unscale_(self.optimizer_)
+        return {"loss": loss, "y_pred": float32(y_pred)}
+
+    def _augmented(self, batch):
+        """``batch`` on the device, augmented (training batches only)."""
+        batch = self.to_device(batch)
+        if self.augmenter is None:
+            return batch
+        X, y = batch
+        return self.augmenter(to_tensor(X, device=self.device)), y
+
+    def batch_device(self):
+        """Where batches go: the net's device (or, with accelerate, its)."""
+        return self.device
+
+    def to_device(self, batch):
+        """``batch`` on the GPU, copied without blocking (from pinned memory).
+
+        skorch's own copy (in ``infer``) blocks until it is done, so the next
+        batch could not be prepared meanwhile. On the CPU nothing moves.
+        """
+        device = self.batch_device()
+        if device is None or torch.device(device).type == "cpu":
+            return batch
+        return _moved(batch, device)
+
+    def _step_optimizer(self, step_fn):  # skorch's private hook: _compat.SKORCH_HOOKS
+        if getattr(self, "grad_scaler_", None) is None:
+            return super()._step_optimizer(step_fn)
+        # GradScaler.step takes no closure: run the step, then step through it
+        # (it skips the update when the fp16 gradients overflowed).
+        step_fn()
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
+
+    def initialize_optimizer(self, *args, **kwargs):
+        super().initialize_optimizer(*args, **kwargs)
+        self.grad_scaler_ = self._make_grad_scaler()
+        return self
+
+    def _make_grad_scaler(self):
+        return grad_scaler(self.precision, self.device)
+
+    def autocast(self):
+        """The autocast region that training and prediction run in."""
+        return autocast(self.precision, self.device)
+
+    def validation_step(self, batch, **fit_params):
+        batch = self.to_device(batch)
+        with self.autocast():
+            step = super().validation_step(batch, **fit_params)
+        # Scoring callbacks reuse these outputs.
+        return {**step, "y_pred": float32(step["y_pred"])}
+
+    def evaluation_step(self, batch, training=False):
+        batch = self.to_device(batch)
+        with self.autocast():
+            return float32(super().evaluation_step(batch, training=training))
+
+    def fit_loop(self, X, y=None, **fit_params):
+        # skorch's partial_fit swallows KeyboardInterrupt and returns a half
+        # trained net as if it were done; memory would then cache it. Carry
+        # a user's interrupt past it (scikit-learn's rule: fit completes or
+        # raises). skorch's EarlyStopping stops training with the same
+        # exception: that one is the normal end of training.
+        try:
+            return super().fit_loop(X, y, **fit_params)
+        except KeyboardInterrupt as exc:
+            if self._stopped_early():
+                raise
+            raise Interrupted from exc
+
+    def _stopped_early(self) -> bool:
+        return any(
+            isinstance(callback, EarlyStopping)
+            and callback.misses_ >= callback.patience
+            for _, callback in self.callbacks_
+        )
+
+    def __getstate__(self):
+        """Pickle without the optimizer state; the live net keeps it.
+
+        The optimizer's moment estimates (and the LR scheduler, which holds
+        the optimizer) are as many tensors again as the weights: without them
+        a pickled estimator, and every ``memory`` cache hit, loads half as
+        many. skorch's own ``__getstate__`` pickles ``__dict__``, so it runs
+        on a copy of it that lacks them; nothing of the live net changes.
+        """
+        live = self.__dict__
+        state = dict(live)
+        if "optimizer_" in state:
+            state["optimizer_"] = None
+        if "grad_scaler_" in state:
+            state["grad_scaler_"] = None
+        if "callbacks_" in state:
+            state["callbacks_"] = [
+                (name, _without_scheduler(callback))
+                for name, callback in state["callbacks_"]
+            ]
+        try:
+            self.__dict__ = state
+            return super().__getstate__()
+        finally:
+            self.__dict__ = live
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # A fresh optimizer (no moment estimates), so that the net can go on
+        # training: continued training after a pickle restarts its optimizer.
+        if getattr(self, "initialized_", False) and self.optimizer_ is None:
+            self.initialize_optimizer()
+
+
+def _moved(part, device):
+    """The tensors in ``part``, nested as in ``(X, (y, weight))``, on ``device``."""
+    if isinstance(part, torch.Tensor):
+        return part.to(device, non_blocking=True)
+    if isinstance(part, (tuple, list)):
+        return tuple(_moved(item, device) for item in part)
+    return part
+
+
+def float32(y_pred):
+    """Outputs of an autocast region as float32: numpy has no bfloat16."""
+    if isinstance(y_pred, torch.Tensor) and y_pred.is_floating_point():
+        return y_pred.float()
+    return y_pred
+
+
+def _without_scheduler(callback):
+    if isinstance(callback, LRScheduler) and callback.lr_scheduler_ is not None:
+        callback = copy.copy(callback)
+        callback.lr_scheduler_ = None
+    return callback
+
+
+class Interrupted(BaseException):
+    """A KeyboardInterrupt in flight through skorch, which would swallow it."""

@@ -1,0 +1,61 @@
+"""``predict_proba``: a trained net's probabilities, batch by batch, in eval mode.
+
+What the logits mean is the target's business (``targets/``): this module
+runs the network and hands its float32 logits to the target's
+``proba_tensor``, with the test-time augmentation of ``data/_augment.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.utils import to_numpy, to_tensor
+
+from ..data import BatchDataset, ImageBatches, batch_loader, tta_proba
+from ._spec import resolve_batch_size
+
+
+def predict_proba(
+    net: NeuralNet,
+    images: ImageBatches,
+    proba_tensor,
+    *,
+    tta: str | None,
+    batch_size: int,
+    num_workers: int,
+) -> np.ndarray:
+    """``predict_proba``'s output, in batches, in eval mode.
+
+    ``proba_tensor`` maps the module's logits to the probabilities (the
+    target's). With ``tta="flip"`` each image's probabilities are the mean
+    of its own and its mirror image's (``x.flip(-1)`` on the NCHW batch),
+    which is what the ONNX export computes too. The loader is built here,
+    not taken from the net, so that ``batch_size`` and ``num_workers`` set
+    on the estimator after fit apply to prediction.
+    """
+    loader = batch_loader(
+        BatchDataset(images),
+        resolve_batch_size(batch_size),
+        num_workers=num_workers,
+        pin_memory=str(net.device) != "cpu",
+    )
+
+    def proba(X):
+        # float32 logits whatever the autocast region computed in.
+        return proba_tensor(net.infer(X).float())
+
+    # Eval mode once, not per batch as skorch's evaluation_step does, and
+    # inference_mode, which skips the autograd bookkeeping no_grad still does.
+    # The mode the net was in is restored: it may go on training.
+    was_training = net.module_.training
+    net.module_.eval()
+    try:
+        with torch.inference_mode(), net.autocast():
+            batches = []
+            for X, _ in loader:
+                X = to_tensor(net.to_device((X,))[0], device=net.device)
+                batches.append(to_numpy(tta_proba(proba, X, tta)))
+    finally:
+        net.module_.train(was_training)
+    return np.concatenate(batches)
