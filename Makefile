@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   # create .venv, install sk_mlc, run the demo (the main job)
-#   make test   # create .venv, install sk_mlc with test tools, run lint + tests
+#   make test   # create .venv, install sk_mlc with test tools, run lint, the
+#                 import layering check (import-linter) and the tests
 #   make docs   # build the documentation site offline into docs/_build/html
 PYTHON ?= python3
 VENV ?= .venv
@@ -26,6 +27,7 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # Warnings are errors; --keep-going lists them all before failing. -E reads

@@ -138,17 +138,55 @@ def _row(cells: Sequence) -> str:
 
 
 def cnn_defaults() -> dict:
-    """``CNNClassifier``'s default parameters, ``batch_size="auto"`` resolved.
-
-    On the data sizes of these benchmarks "auto" means 128; the peers compared
-    with ``CNNClassifier`` get that same number.
-    """
+    """``CNNClassifier``'s default parameters, as ``get_params`` returns them."""
     from sk_mlc import CNNClassifier
-    from sk_mlc._spec import resolve_batch_size
 
-    params = CNNClassifier().get_params()
-    params["batch_size"] = resolve_batch_size(params["batch_size"])
-    return params
+    return CNNClassifier().get_params()
+
+
+def probe_classifier(X, y, **params):
+    """What a ``CNNClassifier`` with ``params`` resolves to on data like ``X``, ``y``.
+
+    A one-epoch fit on the first 1,280 samples (enough for ``batch_size="auto"``
+    to reach its full 128), through the public API only: its ``tta_`` and
+    ``augment_``, ``net_.batch_size``, and the network ``net_.module_`` are
+    what a full fit with the same parameters uses. Its callback ``"init"``
+    keeps the network's state dict as training started (``.state``), so that
+    a peer compared with ``CNNClassifier`` can train the very same network
+    from the very same weights (:func:`initial_network`).
+    """
+    from skorch.callbacks import Callback
+
+    from sk_mlc import CNNClassifier
+
+    class InitialWeights(Callback):
+        def on_train_begin(self, net, **kwargs):
+            state = net.module_.state_dict()
+            self.state = {k: v.detach().clone() for k, v in state.items()}
+
+    n = min(len(X), 1280)
+    params = {"random_state": 0, **params, "max_epochs": 1}
+    params["callbacks"] = [*(params.get("callbacks") or []), ("init", InitialWeights())]
+    return CNNClassifier(**params).fit(X[:n], y[:n])
+
+
+def initial_network(X, y, device="cpu", channels_last=False, **params):
+    """``CNNClassifier``'s network for this data, at the weights training starts from.
+
+    A copy of :func:`probe_classifier`'s ``net_.module_`` with its initial
+    weights, in train mode, on ``device``; ``channels_last`` keeps the memory
+    format ``CNNClassifier`` trains in, else the default one a user's own
+    module has. Returns the module and the probe.
+    """
+    import copy
+
+    import torch
+
+    probe = probe_classifier(X, y, **params)
+    module = copy.deepcopy(probe.net_.module_).cpu()
+    module.load_state_dict(dict(probe.net_.callbacks_)["init"].state)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return module.to(device, memory_format=layout).train(), probe
 
 
 def provenance(script: str, argv=None) -> list[str]:

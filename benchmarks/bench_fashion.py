@@ -44,6 +44,8 @@ import numpy as np
 import torch
 from _common import (
     cnn_defaults,
+    initial_network,
+    probe_classifier,
     provenance,
     save_figure,
     subplots,
@@ -57,8 +59,6 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 
 from sk_mlc import CNNClassifier
-from sk_mlc._augment import flips, resolve_augment, resolve_tta
-from sk_mlc._network import ConvNet, build_module
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_DEFAULT = 0.935
@@ -139,14 +139,9 @@ def curve(records, fit_start):
     return points, spent
 
 
-def resolved_tta(params, image_shape):
-    """The ``tta_`` a CNNClassifier with ``params`` will have on these images."""
-    clf = CNNClassifier(**params)
-    return resolve_tta(clf.tta, flips(resolve_augment(clf.augment, image_shape)))
-
-
 def fit_cnn(params, X, y, X_test, y_test):
-    tta = resolved_tta(params, (1, *X.shape[1:]))
+    # The tta_ a fit with these parameters will have, for the per-epoch scores.
+    tta = probe_classifier(X, y, **params).tta_
     clf = CNNClassifier(
         **{"random_state": 0, **params},
         callbacks=[("test_accuracy", EpochAccuracy(X_test, y_test, tta))],
@@ -159,17 +154,16 @@ def fit_cnn(params, X, y, X_test, y_test):
 
 
 def fit_skorch(X, y, X_test, y_test, width, epochs):
-    """skorch's NeuralNetClassifier as a skorch user would set it up."""
-    defaults = cnn_defaults()  # lr, batch size, depth, dropout
+    """skorch's NeuralNetClassifier as a skorch user would set it up.
+
+    It trains CNNClassifier's own network (standardisation, CNN, dropout and
+    head: ``initial_network``, at CNNClassifier's starting weights) on pixels
+    the user scaled to [0, 1], with CNNClassifier's lr and batch size.
+    """
+    defaults = cnn_defaults()
     X_float = X[:, None].astype(np.float32) / 255  # (n, 1, 28, 28), done by the user
-    torch.manual_seed(0)
-    module = build_module(
-        ConvNet(1, X.shape[1:], width=width, depth=defaults["depth"]),
-        (1, *X.shape[1:]),
-        10,
-        [X_float.mean()],
-        [X_float.std()],
-        defaults["dropout"],
+    module, probe = initial_network(
+        X, y, width=width, augment=None, normalize=([X_float.mean()], [X_float.std()])
     )
     net = NeuralNetClassifier(
         module,
@@ -177,7 +171,7 @@ def fit_skorch(X, y, X_test, y_test, width, epochs):
         optimizer=torch.optim.AdamW,
         lr=defaults["lr"],
         max_epochs=epochs,
-        batch_size=defaults["batch_size"],
+        batch_size=probe.net_.batch_size,
         callbacks=[("test_accuracy", EpochAccuracy(X_test, y_test))],
         device=DEVICE,
         verbose=0,
@@ -354,8 +348,9 @@ def main(argv=None):
         "first epoch end with test accuracy >= 0.92, scored as predict would "
         "(with the test-time flips of tta_). That epoch lies in the middle of a "
         "one-cycle schedule; the short schedule anneals in 4 epochs instead.",
-        "skorch NeuralNetClassifier: the same ConvNet + Standardize + dropout + "
-        "Linear head (logits), CrossEntropyLoss, AdamW (default weight decay "
+        "skorch NeuralNetClassifier: CNNClassifier's network (Standardize + "
+        "ConvNet + dropout + Linear head, logits) at its starting weights, "
+        "CrossEntropyLoss, AdamW (default weight decay "
         "0.01, as CNNClassifier's), same lr and batch size; skorch's defaults "
         "otherwise: it trains on 80% (stratified ValidSplit(5)) and scores the "
         "other 20% each epoch, does not shuffle (iterator_train__shuffle=False) "

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cnn_defaults, provenance, write_markdown
+from _common import cnn_defaults, initial_network, provenance, write_markdown
 from _data import fashion_mosaics
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -44,7 +44,6 @@ from sklearn.neural_network import MLPClassifier
 from skorch import NeuralNet, NeuralNetClassifier
 
 from sk_mlc import CNNClassifier, ThresholdTunerCV
-from sk_mlc._network import ConvNet, build_module
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_F1 = 0.93
@@ -75,17 +74,18 @@ def timed_fit(model, X, Y):
     return seconds, converged
 
 
-def skorch_module(X_float, n_labels, width):
-    """The CNN a skorch user would write: CNNClassifier's network, returning logits."""
-    torch.manual_seed(0)
-    return build_module(
-        ConvNet(1, X_float.shape[2:], width=width, depth=DEFAULTS["depth"]),
-        X_float.shape[1:],
-        n_labels,
-        [X_float.mean()],
-        [X_float.std()],
-        DEFAULTS["dropout"],
+def skorch_module(X_float, Y, width):
+    """The CNN a skorch user would write: CNNClassifier's network, returning logits.
+
+    CNNClassifier's own network for this data (``initial_network``), at its
+    starting weights, standardising with the statistics of ``X_float``.
+    Returns it and the batch size CNNClassifier trains with.
+    """
+    stats = ([float(X_float.mean())], [float(X_float.std())])
+    module, probe = initial_network(
+        X_float[:, 0], Y, width=width, augment=None, normalize=stats
     )
+    return module, probe.net_.batch_size
 
 
 def naive_skorch(X_float, Y, X_test_float, Y_test, width, epochs):
@@ -98,7 +98,6 @@ def naive_skorch(X_float, Y, X_test_float, Y_test, width, epochs):
         "optimizer": torch.optim.AdamW,
         "lr": DEFAULTS["lr"],
         "max_epochs": epochs,
-        "batch_size": DEFAULTS["batch_size"],
         "device": DEVICE,
         "verbose": 0,
     }
@@ -109,9 +108,8 @@ def naive_skorch(X_float, Y, X_test_float, Y_test, width, epochs):
     ]
     rows = []
     for name, extra, target in attempts:
-        net = NeuralNetClassifier(
-            skorch_module(X_float, Y.shape[1], width), **common, **extra
-        )
+        module, batch_size = skorch_module(X_float, Y, width)
+        net = NeuralNetClassifier(module, batch_size=batch_size, **common, **extra)
         start = time.perf_counter()
         try:
             net.fit(X_float, target)
@@ -141,13 +139,14 @@ def naive_skorch(X_float, Y, X_test_float, Y_test, width, epochs):
 
 def skorch_by_hand(X_float, Y, X_test_float, width, epochs):
     """skorch's NeuralNet with the loss, target dtype and decision done by hand."""
+    module, batch_size = skorch_module(X_float, Y, width)
     net = NeuralNet(
-        skorch_module(X_float, Y.shape[1], width),
+        module,
         criterion=torch.nn.BCEWithLogitsLoss,
         optimizer=torch.optim.AdamW,
         lr=DEFAULTS["lr"],
         max_epochs=epochs,
-        batch_size=DEFAULTS["batch_size"],
+        batch_size=batch_size,
         train_split=None,
         iterator_train__shuffle=True,
         device=DEVICE,

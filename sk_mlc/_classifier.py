@@ -2,48 +2,37 @@
 
 from __future__ import annotations
 
-import copy
-import os
-import warnings
-from collections.abc import Mapping
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._base import SHARED_CONSTRAINTS, ImageInputMixin, ProcessStateMixin, shared_docs
 from ._compat import HasMethods, Interval, StrOptions, fit_context
 from .data import (
     AUGMENTATIONS,
-    MODES,
     TTA,
-    InputSpec,
     flips,
-    read_images,
+    resolve_augment,
     resolve_tta,
 )
 from .targets import check_threshold, partial_fit_target, resolve_target
 from .training import (
-    PRECISIONS,
-    TrainingCache,
     TrainingSpec,
-    Weights,
-    cached_outputs,
     checked_weights,
     continue_network,
-    memory_skipped,
     predict_proba,
     start_network,
     train_epoch,
-    train_network,
+    train_or_load,
+    warm_start_weights,
 )
 
-_LAYOUTS = ("auto", "NHWC", "NCHW")
 
-
-class CNNClassifier(ClassifierMixin, BaseEstimator):
+@shared_docs
+class CNNClassifier(ImageInputMixin, ProcessStateMixin, ClassifierMixin, BaseEstimator):
     """A convolutional image classifier that reads the shape of ``y``.
 
     ``fit`` looks at the target and decides, in one place, everything that
@@ -65,52 +54,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    module : torch.nn.Module, callable or None, default=None
-        The backbone. None builds the built-in CNN (see ``width``, ``depth``).
-        A module (deep-copied, never modified) or a callable returning one
-        (called under the fit's seed) must map ``(n, C, H, W)`` images to
-        features ``(n, F)`` or feature maps ``(n, F, h, w)``; the estimator
-        adds the input standardisation, pooling, ``dropout`` and the output
-        layer sized for the target.
+    %(module)s
 
-    width : int, default=16
-        Channels of the built-in CNN's first stage; doubled at each stage.
+    %(width)s
 
-    depth : int or "auto", default="auto"
-        Number of stages of the built-in CNN. "auto" halves the longer image
-        side down to 4 pixels or less: 2 stages for 8x8 images, 4 for 28x28
-        or 32x32, 5 for 56x56 (at least 2, at most 5).
+    %(depth)s
 
-    residual : bool, default=False
-        Adds a residual block (two 3x3 convolutions and a skip connection)
-        after each pooling of the built-in CNN, ResNet-9 style: about twice
-        the arithmetic per image, for longer trainings (with ``width=32``,
-        ``augment="flip+shift"``, ``label_smoothing=0.1`` and
-        ``max_epochs=30`` it is the README's longer Fashion-MNIST setting).
+    %(residual)s
 
     dropout : float, default=0.1
         Dropout before the output layer.
 
-    weights : str, path, mapping, CNNClassifier or None, default=None
-        The backbone's starting weights; None initialises it at random.
-
-        * A path to a state dict saved with ``torch.save`` (``.pt``, ``.pth``;
-          read with ``weights_only=True``) or to a ``.safetensors`` file. A
-          file that holds anything but tensors (a pickled model, a crafted
-          payload) is refused with a ``ValueError``: nothing in it runs.
-        * A state dict (a mapping of names to tensors or arrays).
-        * A fitted ``CNNClassifier``, whose trained backbone (and, with
-          ``normalize="auto"``, input statistics) is reused with a new head
-          sized for this target. Inside ``GridSearchCV`` or
-          ``cross_val_score``, wrap it in
-          :class:`sklearn.frozen.FrozenEstimator`: ``clone`` re-creates a
-          bare estimator parameter unfitted, but leaves a frozen one as is.
-
-        Every parameter and buffer of the backbone (``module``, or the
-        built-in CNN) must be in the weights with its shape, else a
-        ``ValueError`` lists the missing or mismatched names. Entries the
-        backbone lacks (typically the old classifier head, ``fc.*`` or
-        ``_fc.*``) are ignored with a warning that names them.
+    %(weights)s
 
     freeze_epochs : int, default=0
         The first ``freeze_epochs`` of the ``max_epochs`` train only the head:
@@ -124,16 +79,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         ``weights``; epochs count over the network's life, so ``partial_fit``
         calls freeze for as long as the first epochs of ``fit`` would.
 
-    normalize : "auto", "imagenet" or (mean, std), default="auto"
-        The per-channel standardisation applied inside the network, on the
-        [0, 1] pixel scale. "auto" learns mean and std from the training
-        images, or takes them from the fitted ``CNNClassifier`` given as
-        ``weights`` (its backbone learned on them). "imagenet" uses ImageNet's
-        statistics, which backbones pretrained on ImageNet expect (3 channels:
-        pass ``image_mode="RGB"`` for grey images). A pair of sequences (one
-        value or one per channel each) is used as given. Train from scratch
-        with "auto"; start from a published backbone with the statistics it
-        was trained with.
+    %(normalize)s
 
     warm_start : bool, default=False
         When True and the estimator is fitted, ``fit`` continues training the
@@ -166,32 +112,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         (``pos_weight = n_negative / n_positive`` per label), a dict
         ``{label index: weight}`` or an array of one positive weight per label.
 
-    image_shape : tuple of int or None, default=None
-        How to reshape each row of a flat ``(n, d)`` X: ``(H, W)``,
-        ``(H, W, C)`` or ``(C, H, W)`` (the layout rule below applies). None
-        treats each row as a ``1 x d`` one-channel image, so tabular data works.
+    %(image_shape)s
 
-    layout : {"auto", "NHWC", "NCHW"}, default="auto"
-        Channel axis of 4-D input (or of a 3-D ``image_shape``). "auto" takes
-        the last axis as channels when it has at most 4 entries, otherwise the
-        first axis when it has at most 4; 3-D input ``(n, H, W)`` is always one
-        channel.
+    %(layout)s
 
-    image_size : int, tuple of int or None, default=None
-        The ``(height, width)`` every image is resized to (bilinear, with
-        antialiasing), image files and arrays alike. None keeps the size of
-        the input: arrays as they are, image files at the size of the first
-        training image. At predict time the fitted value is used, and image
-        files are always brought to the fitted size.
+    %(image_size)s
 
-    image_mode : {"L", "RGB", "LA", "RGBA", "CMYK", ...} or None, default=None
-        The Pillow mode every image is converted to. Image files convert to
-        any 8-bit mode; arrays convert between grey ("L") and colour ("RGB",
-        with Pillow's luma weights; an alpha channel is dropped). None keeps
-        the channels of arrays and decodes image files as RGB. At predict time
-        the fitted value is used (and files take the fitted channel count).
-        With ``image_size`` or ``image_mode`` set, predict accepts arrays of
-        other sizes or channel counts and converts them the same way.
+    %(image_mode)s
 
     max_epochs : int, default=14
         Number of passes over the training data (``fit``; each ``partial_fit``
@@ -271,65 +198,34 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         would stack). Callbacks run while a network trains: a fit served by
         ``memory`` runs none of them.
 
-    device : str, default="auto"
-        Torch device; "auto" takes CUDA when available, else the CPU. On a
-        CUDA device, in-memory arrays are copied to the GPU once (in their own
-        dtype, uint8 stays uint8) when they take at most a quarter of its free
-        memory, and are scaled, laid out, augmented and batched there; image
-        files and larger arrays go through pinned memory, batch by batch.
+    %(device)s
 
-    precision : {"auto", "32", "bf16-mixed", "16-mixed"}, default="auto"
-        The floating-point types training and prediction compute in. The
-        mixed settings run the network under ``torch.autocast`` in bfloat16
-        or float16 while the weights, the loss and the optimizer stay
-        float32; "16-mixed" adds a gradient scaler (float16's small range
-        would flush small gradients to zero). "auto" is "bf16-mixed" on CUDA
-        devices that support bfloat16, else "32". "bf16-mixed" also runs on
-        the CPU (fast only where it has bfloat16 instructions); "16-mixed" on
-        the CPU works but is several times slower than "32" (a warning says
-        so). Prediction runs in the precision the network trained in
-        (``precision_``); probabilities are float32 whatever it is. With an
-        ``accelerator``, its ``mixed_precision`` decides and ``precision``
-        must stay "auto".
+    %(precision)s
 
     accelerator : accelerate.Accelerator or None, default=None
         Trains through Hugging Face Accelerate (skorch's
         ``skorch.hf.AccelerateMixin``), so that ``accelerate launch`` runs
-        data parallel training on several GPUs or machines: each process
-        trains on its own share of every epoch's batches, and the gradients
-        are averaged. The accelerator's device and ``mixed_precision`` are
-        used (``device`` must stay "auto", ``precision`` "auto"). Validation
-        and prediction run whole on every process, so that every process
-        sees the same validation loss (early stopping stops them together)
-        and the same predictions. Needs the optional extra ``accelerate``.
-        It is process state, not a setting: ``clone`` shares it, it is not
-        in ``memory``'s key, and the fitted network does not keep it.
+        data parallel training on several GPUs or machines; its device and
+        ``mixed_precision`` are used (``device`` and ``precision`` stay
+        "auto"). Validation and prediction run whole on every process. It is
+        process state, not a setting: ``clone`` shares it, it is not in
+        ``memory``'s key, and the fitted network does not keep it. Needs the
+        optional extra ``accelerate``; the guide's page on GPUs says more.
 
-    num_workers : int, default=0
-        Worker processes that decode image files during training and
-        prediction (torch ``DataLoader``). Arrays are converted in-process.
+    %(num_workers)s
 
     memory : str, joblib.Memory or None, default=None
         Cache of trained networks (as ``Pipeline``'s ``memory``): a folder,
         or a ``joblib.Memory`` whose ``location`` is used. A fit whose
         training parameters, data, seed and sk_mlc code match an earlier one
         loads that network instead of training again; ``threshold``,
-        ``verbose``, ``memory`` and ``num_workers`` are not part of the key.
-        Networks are stored as safetensors files with JSON (the format of
-        :func:`sk_mlc.save`), never as pickles: nothing in the folder can run
-        code, and an entry that is corrupt, foreign or crafted is ignored
-        with a warning and trained again. Fits that need the same network at
-        the same time, in any processes sharing the folder (``n_jobs``, a
-        Dask cluster), wait for one training on a lock file next to it.
-        Only ``fit`` uses the folder: predicting never writes to disk, and a
-        fitted model keeps predicting when the folder is gone. The outputs of
-        networks loaded from or stored in ``memory`` are kept in a bounded
-        in-process cache (at most 64 entries and 256 MiB), keyed by the
-        network and the exact images, so that scoring many thresholds on one
-        validation fold runs one forward pass. Needs an int ``random_state``:
-        with None, every fit draws a new seed and could never hit, so the
-        cache is skipped with a warning. A network loaded from the cache (or
-        unpickled) restarts its optimizer state if it trains further.
+        ``tta``, ``verbose``, ``memory`` and ``num_workers`` are not part of
+        the key, so a search over them trains once per fold. Entries are
+        sealed safetensors files, never pickles (a corrupt or crafted one is
+        ignored with a warning), shared safely between processes (one
+        training per network, on a lock file); only ``fit`` touches the
+        folder. Needs an int ``random_state`` (with None it is skipped with a
+        warning). The guide's page on tuning thresholds says more.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout, augmentation and the
@@ -357,25 +253,22 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     n_outputs_ : int
         Number of logits of the output layer.
 
-    input_shape_ : tuple of int
-        ``(C, H, W)`` of the training images.
+    %(input_shape_)s
 
-    n_features_in_ : int
-        Values per sample of the training ``X`` (``C * H * W`` of image files
-        after decoding); flat rows have ``d``.
+    %(n_features_in_)s
 
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Defined only when X was a DataFrame with string column names.
+    %(feature_names_in_)s
 
     n_iter_ : int
         Epochs actually run (fewer than ``max_epochs`` after early stopping).
 
-    device_ : str
-        The device the network was trained on.
+    %(device_)s
 
-    precision_ : str
-        The precision it trained and predicts in: "32", "bf16-mixed" or
-        "16-mixed" (``precision`` resolved, or the accelerator's).
+    %(precision_)s
+
+    augment_ : str, callable or None
+        The training augmentation: ``augment`` with "auto" resolved for the
+        fitted image shape ("flip" for images of at least 16 pixels a side).
 
     tta_ : "flip" or None
         The test-time augmentation ``predict_proba`` applies (``tta``
@@ -403,23 +296,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     (3, 2)
     """
 
+    # An Accelerator is the process's place in a group of processes, not a
+    # setting: clone shares it, pickles leave it out (ProcessStateMixin).
+    _process_state = ("accelerator",)
+
     _parameter_constraints: dict = {
-        "module": [nn.Module, callable, None],
-        "width": [Interval(Integral, 1, None, closed="left")],
-        "depth": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "residual": ["boolean"],
+        **SHARED_CONSTRAINTS,
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "weights": [str, os.PathLike, Mapping, BaseEstimator, None],
         "freeze_epochs": [Interval(Integral, 0, None, closed="left")],
-        "normalize": [StrOptions({"auto", "imagenet"}), tuple, list],
         "warm_start": ["boolean"],
         "threshold": [Interval(Real, 0, 1, closed="both"), "array-like"],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
-        "image_shape": [tuple, list, None],
-        "layout": [StrOptions(set(_LAYOUTS))],
-        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
-        "image_mode": [StrOptions(set(MODES)), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
@@ -435,10 +323,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         "augment": [StrOptions({"auto", *AUGMENTATIONS}), callable, None],
         "tta": [StrOptions({"auto", *TTA}), None],
         "callbacks": [list, None],
-        "device": [str, torch.device],
-        "precision": [StrOptions(set(PRECISIONS))],
         "accelerator": [HasMethods(["prepare", "autocast"]), None],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "memory": [str, HasMethods(["cache"]), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -525,14 +410,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or sequence of image paths / PIL images
-            Images ``(n, H, W)``, ``(n, H, W, C)``, ``(n, C, H, W)``, flat rows
-            ``(n, d)`` (see ``image_shape``), or image files decoded batch by
-            batch through Pillow. ``uint8`` pixels are scaled to [0, 1] and
-            ``uint16`` to [0, 1] by their dtype; per-channel mean and std are
-            learned here (for image files, from a random sample of at most
-            1024 training images rather than a full pass) and applied inside
-            the network.
+        %(X_fit)s
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a multi-hot indicator matrix (dense or sparse).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -550,41 +428,29 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         name = type(self).__name__
-        if y is None:
-            raise ValueError(
-                f"{name} requires y to be passed, but the target y is None."
-            )
-        inputs = InputSpec.from_params(
-            self.image_shape, self.layout, self.image_size, self.image_mode, name
-        )
-        images, y = read_images(self, X, y, spec=inputs, reset=True)
+        images, y, inputs = self._read_images(X, y, reset=True, needs_y=True)
         target = resolve_target(y, name)
         y_encoded = target.fit_encode(y)
         if target.uses_threshold:
             check_threshold(self.threshold, target.n_labels, name)
         init = None
         if self.warm_start and hasattr(self, "net_"):
-            init = self._warm_start_from(target, images.image_shape)
+            init = warm_start_weights(
+                self.net_,
+                self._target_,
+                self.input_shape_,
+                target,
+                images.image_shape,
+                name,
+            )
         spec = TrainingSpec.from_estimator(
             self, target, len(images), image_shape=images.image_shape, init=init
         )
         sample_weight = checked_weights(sample_weight, len(images), name)
-
-        skipped = (
-            None if self.memory is None else memory_skipped(spec, self.random_state)
+        net, weights_id = train_or_load(
+            spec, images, y_encoded, sample_weight, self.memory, self.random_state
         )
-        if skipped:
-            warnings.warn(f"{name}: memory is ignored {skipped}", UserWarning, 2)
-        if self.memory is None or skipped:
-            net = train_network(spec, images, y_encoded, sample_weight)
-            weights_id = None
-        else:
-            net, weights_id = TrainingCache(self.memory).train(
-                spec, images, y_encoded, sample_weight
-            )
-        self._set_fitted(
-            inputs.fitted(images), images.image_shape, target, spec, net, weights_id
-        )
+        self._set_fitted(inputs, images.image_shape, target, spec, net, weights_id)
         self._incremental_ = False
         return self
 
@@ -618,78 +484,24 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             The estimator, one epoch further.
         """
         name = type(self).__name__
-        if y is None:
-            raise ValueError(
-                f"{name} requires y to be passed, but the target y is None."
-            )
         first = not hasattr(self, "net_")
-        if first:
-            inputs = InputSpec.from_params(
-                self.image_shape, self.layout, self.image_size, self.image_mode, name
-            )
-            images, y = read_images(self, X, y, spec=inputs, reset=True)
-            target = partial_fit_target(y, classes, name)
-            if target.target_type == "multilabel-indicator":
-                target.fit_encode(y)
-        else:
-            target = self._target_
-            if (
-                classes is not None
-                and target.target_type != "multilabel-indicator"
-                and not np.array_equal(np.unique(np.asarray(classes)), self.classes_)
-            ):
-                raise ValueError(
-                    f"{name}: classes={np.unique(classes).tolist()} is not the "
-                    f"classes_ {self.classes_.tolist()} of the fitted model. Call "
-                    "fit to start over with other classes."
-                )
-            images, y = read_images(
-                self,
-                X,
-                y,
-                spec=self._input_spec_,
-                reset=False,
-                expected_shape=self.input_shape_,
-            )
+        images, y, inputs = self._read_images(X, y, reset=first, needs_y=True)
+        target = partial_fit_target(
+            y, classes, name, fitted=None if first else self._target_
+        )
         y_encoded = target.encode(y, name)
         spec = TrainingSpec.from_estimator(
             self, target, len(images), image_shape=images.image_shape, incremental=True
         )
         if first:
             net = start_network(spec, images, y_encoded)
-            inputs = inputs.fitted(images)
         else:
             net = self.net_ if self._incremental_ else continue_network(self.net_, spec)
-            inputs = self._input_spec_
         sample_weight = checked_weights(sample_weight, len(images), name)
         train_epoch(net, spec, images, y_encoded, sample_weight)
         self._set_fitted(inputs, images.image_shape, target, spec, net, None)
         self._incremental_ = True
         return self
-
-    def _warm_start_from(self, target, image_shape) -> Weights:
-        """The fitted network, checked against this fit's target and images."""
-        name = type(self).__name__
-        fitted = self._target_
-        same_target = fitted.target_type == target.target_type and np.array_equal(
-            fitted.classes_, target.classes_
-        )
-        if not same_target:
-            raise ValueError(
-                f"{name}: warm_start=True continues the fitted network, trained on a "
-                f"{fitted.target_type} target with classes {fitted.classes_.tolist()}"
-                f"; this y is {target.target_type} with classes "
-                f"{target.classes_.tolist()}. Set warm_start=False to train anew "
-                "(or pass the fitted model as weights= to reuse its backbone)."
-            )
-        if tuple(image_shape) != tuple(self.input_shape_):
-            raise ValueError(
-                f"{name}: warm_start=True continues the fitted network, trained on "
-                f"images of shape (C, H, W) = {self.input_shape_}; these are "
-                f"{tuple(image_shape)}. Set image_size/image_mode, or "
-                "warm_start=False."
-            )
-        return Weights.from_module(self.net_.module_, "the fitted network")
 
     def _set_fitted(self, inputs, image_shape, target, spec, net, weights_id) -> None:
         self._input_spec_ = inputs
@@ -705,6 +517,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self._flips_ = flips(spec.augment)
         self.net_ = net
         self.n_iter_ = len(net.history)
+
+    @property
+    def augment_(self):
+        """The augmentation ``fit`` trains with: ``augment``, "auto" resolved."""
+        check_is_fitted(self, "net_")
+        return resolve_augment(self.augment, self.input_shape_)
 
     @property
     def tta_(self) -> str | None:
@@ -727,8 +545,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or sequence of image paths / PIL images
-            Images in any layout accepted by ``fit``, of the fitted shape.
+        %(X)s
 
         Returns
         -------
@@ -737,27 +554,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             rows summing to 1; multi-label: one sigmoid probability per label.
         """
         check_is_fitted(self)
-        images, _ = read_images(
-            self,
-            X,
-            spec=self._input_spec_,
-            reset=False,
-            expected_shape=self.input_shape_,
-        )
-        tta = self.tta_
-        return cached_outputs(
-            self._weights_id_,
-            self.net_.module_,
+        images, _, _ = self._read_images(X, reset=False)
+        return predict_proba(
+            self.net_,
             images,
-            (str(self.net_.device), tta),
-            lambda: predict_proba(
-                self.net_,
-                images,
-                self._target_.proba_tensor,
-                tta=tta,
-                batch_size=self.batch_size,
-                num_workers=self.num_workers,
-            ),
+            self._target_.proba_tensor,
+            tta=self.tta_,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            weights_id=self._weights_id_,
         )
 
     def predict(self, X):
@@ -765,8 +570,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or sequence of image paths / PIL images
-            Images in any layout accepted by ``fit``, of the fitted shape.
+        %(X)s
 
         Returns
         -------
@@ -783,28 +587,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 self.threshold, target.n_labels, type(self).__name__
             )
         return target.decide(target.positive(self.predict_proba(X)), threshold)
-
-    def __sklearn_clone__(self):
-        """An unfitted copy that shares the ``accelerator`` (never copied).
-
-        An Accelerator is the process's place in a group of processes (its
-        device, its process group), not a setting: ``clone``'s deep copy of a
-        plain parameter would give every clone a detached duplicate.
-        """
-        if self.accelerator is None:
-            return super().__sklearn_clone__()
-        shallow = copy.copy(self)  # never modify self: clones may run in threads
-        shallow.accelerator = None
-        new = super(CNNClassifier, shallow).__sklearn_clone__()
-        new.accelerator = self.accelerator
-        return new
-
-    def __getstate__(self):
-        """Pickle without the ``accelerator`` (process state): None when loaded."""
-        state = super().__getstate__()
-        if state.get("accelerator") is not None:
-            state = {**state, "accelerator": None}
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -27,16 +27,16 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 # Folders may also hold the rarer formats Pillow reads.
 _FOLDER_EXTENSIONS = (*IMAGE_EXTENSIONS, ".gif", ".ppm", ".pgm", ".pbm", ".pnm")
 _ON_ERROR = ("raise", "skip")
-_MAX_LISTED = 10
+MAX_LISTED = 10
 
 
-def _check_on_error(on_error) -> str:
+def check_on_error(on_error) -> str:
     if on_error not in _ON_ERROR:
         raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}.")
     return on_error
 
 
-def _normalise_extensions(extensions) -> frozenset[str]:
+def normalise_extensions(extensions) -> frozenset[str]:
     if isinstance(extensions, str):
         extensions = [extensions]
     normalised = frozenset(
@@ -48,12 +48,12 @@ def _normalise_extensions(extensions) -> frozenset[str]:
 
 
 def _listing(items: list) -> str:
-    shown = ", ".join(f"'{item}'" for item in items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
+    shown = ", ".join(f"'{item}'" for item in items[:MAX_LISTED])
+    more = len(items) - MAX_LISTED
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _screen(paths: list[Path], on_error: str) -> np.ndarray:
+def screen(paths: list[Path], on_error: str) -> np.ndarray:
     """Boolean mask of the paths to keep, applying the ``on_error`` policy."""
     if on_error == "raise":
         empty = [path for path in paths if path.stat().st_size == 0]
@@ -78,7 +78,7 @@ def _screen(paths: list[Path], on_error: str) -> np.ndarray:
     return np.array([why is None for why in reasons], dtype=bool)
 
 
-def _file_dataset(
+def file_dataset(
     paths: list[Path],
     target: np.ndarray,
     target_names: list[str],
@@ -172,8 +172,8 @@ def load_image_folder(root, *, extensions=None, on_error="raise", return_X_y=Fal
     >>> X.shape, y.tolist()
     ((3,), [0, 0, 1])
     """
-    on_error = _check_on_error(on_error)
-    keep = _normalise_extensions(
+    on_error = check_on_error(on_error)
+    keep = normalise_extensions(
         _FOLDER_EXTENSIONS if extensions is None else extensions
     )
     root = Path(root)
@@ -209,7 +209,7 @@ def load_image_folder(root, *, extensions=None, on_error="raise", return_X_y=Fal
             f"Class folder(s) {empty} in {str(root)!r} hold no image with an "
             f"extension in {sorted(keep)}."
         )
-    mask = _screen(paths, on_error)
+    mask = screen(paths, on_error)
     paths = [path for path, kept in zip(paths, mask, strict=True) if kept]
     target_names = [d.name for d in class_dirs]
     descr = (
@@ -217,4 +217,4 @@ def load_image_folder(root, *, extensions=None, on_error="raise", return_X_y=Fal
         f"{len(target_names)} classes, one sub-folder per class (single-label)."
     )
     target = np.asarray(y, dtype=np.int64)[mask]
-    return _file_dataset(paths, target, target_names, descr, return_X_y)
+    return file_dataset(paths, target, target_names, descr, return_X_y)

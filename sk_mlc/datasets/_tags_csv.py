@@ -19,12 +19,12 @@ import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from ._files import (
-    _MAX_LISTED,
     IMAGE_EXTENSIONS,
-    _check_on_error,
-    _file_dataset,
-    _normalise_extensions,
-    _screen,
+    MAX_LISTED,
+    check_on_error,
+    file_dataset,
+    normalise_extensions,
+    screen,
 )
 
 
@@ -97,8 +97,8 @@ def _id_problem(image_id: str) -> str | None:
 
 def _some(described: list[str], sep: str = ", ") -> str:
     """The first few of ``described``, and how many more there are."""
-    more = len(described) - _MAX_LISTED
-    return sep.join(described[:_MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+    more = len(described) - MAX_LISTED
+    return sep.join(described[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
 
 
 def _refuse(on_error: str, problem: str, fix: str, skipped: str) -> None:
@@ -218,13 +218,13 @@ def load_image_csv(
     >>> data.target.tolist()
     [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
     """
-    on_error = _check_on_error(on_error)
+    on_error = check_on_error(on_error)
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise ValueError(f"Image folder {str(image_dir)!r} does not exist.")
     extensions = IMAGE_EXTENSIONS
     if extension is not None:
-        extensions = tuple(_normalise_extensions(extension))
+        extensions = tuple(normalise_extensions(extension))
     name = os.fspath(csv_path)
     rows = _read_rows(csv_path, id_column, tags_column)
     ids = [image_id for _, image_id, _ in rows]
@@ -279,7 +279,7 @@ def load_image_csv(
             "only the first row of each was kept",
         )
     first = sorted(group[0] for group in rows_of.values())
-    mask = _screen([found[row] for row in first], on_error)
+    mask = screen([found[row] for row in first], on_error)
     kept = [row for row, ok in zip(first, mask, strict=True) if ok]
 
     binarizer = MultiLabelBinarizer().fit(tags)
@@ -291,4 +291,4 @@ def load_image_csv(
         "is 1 when image i has tag target_names[k])."
     )
     paths = [found[row] for row in kept]
-    return _file_dataset(paths, target, target_names, descr, return_X_y)
+    return file_dataset(paths, target, target_names, descr, return_X_y)

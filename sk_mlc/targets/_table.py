@@ -339,12 +339,25 @@ def resolve_target(
     return target
 
 
-def partial_fit_target(y, classes, estimator_name: str) -> Target:
-    """The target of a first ``partial_fit`` call: 1-D ``y`` needs ``classes``.
+def partial_fit_target(y, classes, estimator_name: str, fitted=None) -> Target:
+    """The target of a ``partial_fit`` call: 1-D ``y`` needs ``classes`` at first.
 
     One batch may hold a single class, or two of ten: the kind (binary or
-    multiclass) follows ``classes``, not the batch.
+    multiclass) follows ``classes``, not the batch. A later call continues the
+    ``fitted`` target; ``classes``, when given again, must be its classes.
     """
+    if fitted is not None:
+        if (
+            classes is not None
+            and fitted.target_type != "multilabel-indicator"
+            and not np.array_equal(np.unique(np.asarray(classes)), fitted.classes_)
+        ):
+            raise ValueError(
+                f"{estimator_name}: classes={np.unique(classes).tolist()} is not the "
+                f"classes_ {fitted.classes_.tolist()} of the fitted model. Call "
+                "fit to start over with other classes."
+            )
+        return fitted
     if np.ndim(y) == 2 or sp.issparse(y):
         target = resolve_target(y, estimator_name, kinds=("multilabel-indicator",))
         n_labels = y.shape[1]
@@ -353,6 +366,7 @@ def partial_fit_target(y, classes, estimator_name: str) -> Target:
                 f"{estimator_name}: a multi-hot y names its labels by its {n_labels} "
                 f"columns; classes has {len(classes)} entries. Leave classes=None."
             )
+        target.fit_encode(y)
         return target
     if classes is None:
         raise ValueError(

@@ -10,17 +10,14 @@ on the pooled out-of-fold probabilities, which only needs counting.
 from __future__ import annotations
 
 import warnings
-from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
-from sklearn.utils import Bunch, get_tags
+from sklearn.utils import get_tags
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
-    process_routing,
 )
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable, validate_data
@@ -30,11 +27,18 @@ from .._compat import (
     Interval,
     RealNotInt,
     StrOptions,
-    check_sample_weight,
     fit_context,
 )
 from .._messages import named_errors
 from ..targets import resolve_target
+from ._checks import (
+    NAME,
+    check_candidates,
+    check_constraint,
+    check_sample_weight,
+    check_scoring,
+    route,
+)
 from ._choice import (
     Search,
     auto_rule,
@@ -47,11 +51,7 @@ from ._scores import (
     AVERAGES,
     COUNT_METRICS,
     LabelMetric,
-    looks_like_scorer,
-    takes_sample_weight,
 )
-
-NAME = "ThresholdTunerCV"
 
 
 def _estimator_has(attr: str):
@@ -362,14 +362,14 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         # The same table as CNNClassifier's decides how y is encoded and how
         # probabilities become predictions.
         Y = target.fit_encode(y).astype(bool)
-        weights = self._check_sample_weight(sample_weight, len(Y))
-        self._check_scoring(sample_weight is not None)
+        weights = check_sample_weight(sample_weight, len(Y))
+        check_scoring(self.scoring, self.average, sample_weight is not None)
         self._target_ = target
         self.classes_ = target.classes_
         self.target_type_ = target.target_type
-        self.thresholds_ = self._check_thresholds()
-        constraint = self._check_constraint()
-        routed = self._route(sample_weight, fit_params)
+        self.thresholds_ = check_candidates(self.thresholds)
+        constraint = check_constraint(self.constraint)
+        routed = route(self, sample_weight, fit_params)
 
         multilabel = self.target_type_ == "multilabel-indicator"
         oof = out_of_fold_proba(
@@ -395,108 +395,6 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             if hasattr(self.estimator_, attr):
                 setattr(self, attr, getattr(self.estimator_, attr))
         return self
-
-    def _route(self, sample_weight, fit_params) -> Bunch:
-        """Where ``sample_weight`` and the fit parameters go, as scikit-learn routes.
-
-        With routing enabled, ``process_routing`` sends each to whoever
-        requested it. Without, everything goes to ``estimator.fit`` as before,
-        ``sample_weight`` only if that ``fit`` takes it: the same rule as
-        :class:`~sklearn.calibration.CalibratedClassifierCV`.
-        """
-        if get_config()["enable_metadata_routing"]:
-            return process_routing(
-                self, "fit", sample_weight=sample_weight, **fit_params
-            )
-        fit_kwargs = dict(fit_params)
-        if sample_weight is not None:
-            if "sample_weight" in signature(self.estimator.fit).parameters:
-                fit_kwargs["sample_weight"] = sample_weight
-            else:
-                warnings.warn(
-                    f"{NAME}: {type(self.estimator).__name__}.fit does not take "
-                    "sample_weight, so the weights only weigh the threshold "
-                    "scores, not its training. Enable metadata routing "
-                    "(sklearn.set_config(enable_metadata_routing=True)) to pass "
-                    "them to an estimator that accepts them through **params.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        return Bunch(estimator=Bunch(fit=fit_kwargs), splitter=Bunch(split={}))
-
-    def _check_sample_weight(self, sample_weight, n: int) -> np.ndarray:
-        """Weights of the scores: scikit-learn's check, with the tuner's terms."""
-        if sample_weight is None:
-            return np.ones(n)
-        try:
-            return check_sample_weight(
-                sample_weight, np.empty((n, 0)), ensure_non_negative=True
-            ).astype(np.float64)
-        except ValueError as exc:
-            # scikit-learn says what is wrong; say what is expected too.
-            raise ValueError(
-                f"{NAME}: sample_weight must hold {n} finite numbers, one per "
-                "sample, non-negative and at least one non-zero (the scores "
-                f"need some weight); got: {exc}"
-            ) from None
-
-    def _check_scoring(self, weighted: bool) -> None:
-        if not callable(self.scoring):
-            return
-        if looks_like_scorer(self.scoring):
-            raise TypeError(
-                f"{NAME}: scoring must be a binary metric applied per label, one of "
-                f"{sorted(COUNT_METRICS)} or a callable metric(y_true, y_pred); got "
-                f"the scikit-learn scorer {self.scoring!r}, which scores an "
-                "estimator on (X, y). Pass the metric itself (e.g. scoring='f1' or "
-                "scoring=f1_score) and say how labels combine with average='macro', "
-                "'micro' or 'samples'."
-            )
-        if self.average == "samples":
-            raise ValueError(
-                f"{NAME}: average='samples' needs a named scoring (one of "
-                f"{sorted(COUNT_METRICS)}); got the callable {self.scoring!r}, which "
-                "would be called once per sample and candidate. Use a named "
-                "metric, or average='macro' or 'micro'."
-            )
-        if weighted and not takes_sample_weight(self.scoring):
-            raise ValueError(
-                f"{NAME}: fit got sample_weight, but the scoring callable "
-                f"{self.scoring!r} takes no sample_weight argument; give it one "
-                "(metric(y_true, y_pred, sample_weight=None)) or use a named metric."
-            )
-
-    def _check_thresholds(self) -> np.ndarray:
-        if isinstance(self.thresholds, Integral):
-            return np.linspace(0, 1, self.thresholds + 2)[1:-1]
-        values = np.asarray(self.thresholds, dtype=np.float64)
-        if values.ndim != 1 or values.size == 0:
-            raise ValueError(
-                f"{NAME}: thresholds must be an int or a non-empty 1-D "
-                f"array of candidates; got an array of shape {values.shape}."
-            )
-        if not np.all((values >= 0) & (values <= 1)):  # also rejects NaN
-            raise ValueError(
-                f"{NAME}: thresholds must lie in [0, 1]; got values from "
-                f"{values.min()} to {values.max()}."
-            )
-        return np.unique(values)
-
-    def _check_constraint(self):
-        if self.constraint is None:
-            return None
-        constraint = tuple(self.constraint)
-        if (
-            len(constraint) != 2
-            or constraint[0] not in COUNT_METRICS
-            or not isinstance(constraint[1], Real)
-        ):
-            raise ValueError(
-                f"{NAME}: constraint must be None or (metric_name, "
-                f"min_value) with metric_name in {sorted(COUNT_METRICS)}; got "
-                f"{self.constraint!r}."
-            )
-        return constraint
 
     def _tune(self, Y, P, weights, folds, constraint) -> None:
         """Choose the thresholds from the out-of-fold ``P``; fill the attributes."""

@@ -15,7 +15,7 @@
 * ``_outputs``: the in-process cache of a network's outputs.
 """
 
-from ._cache import TrainingCache, memory_skipped
+from ._cache import TrainingCache, memory_skipped, train_or_load
 from ._fit import (
     checked_weights,
     continue_network,
@@ -23,6 +23,7 @@ from ._fit import (
     start_network,
     train_epoch,
     train_network,
+    warm_start_weights,
 )
 from ._network import ConvNet, ResidualBlock, build_module, input_statistics
 from ._outputs import cached_outputs
@@ -58,4 +59,6 @@ __all__ = [
     "start_network",
     "train_epoch",
     "train_network",
+    "train_or_load",
+    "warm_start_weights",
 ]

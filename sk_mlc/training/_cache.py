@@ -160,6 +160,27 @@ class TrainingCache:
             lock.release()
 
 
+def train_or_load(
+    spec: TrainingSpec,
+    images: ImageBatches,
+    y_encoded: np.ndarray,
+    sample_weight: np.ndarray | None,
+    memory,
+    random_state,
+) -> tuple[NeuralNet, str | None]:
+    """``fit``'s network: trained, or loaded from ``memory``; and its identity.
+
+    ``memory`` (a folder, a ``joblib.Memory`` or None) serves the fit unless
+    :func:`memory_skipped` says why it cannot, with a warning.
+    """
+    skipped = None if memory is None else memory_skipped(spec, random_state)
+    if skipped:
+        warnings.warn(f"{spec.name}: memory is ignored {skipped}", UserWarning, 3)
+    if memory is None or skipped:
+        return train_network(spec, images, y_encoded, sample_weight), None
+    return TrainingCache(memory).train(spec, images, y_encoded, sample_weight)
+
+
 def memory_skipped(spec: TrainingSpec, random_state) -> str | None:
     """Why ``memory`` cannot serve this fit (a warning's reason), or None."""
     if spec.data_parallel is not None and spec.data_parallel[0] > 1:

@@ -27,6 +27,7 @@ from ._accelerated import without_accelerator
 from ._build import build_net, new_module, set_reduction, start_module
 from ._net import Interrupted, Net
 from ._spec import TrainingSpec
+from ._weights import Weights
 
 
 def train_network(
@@ -104,6 +105,36 @@ def initialize_network(
         net = build_net(spec, module)
         net.initialize()
     return net
+
+
+def warm_start_weights(
+    net: NeuralNet, fitted_target, fitted_shape, target, image_shape, name: str
+) -> Weights:
+    """The fitted ``net``'s weights to continue from, checked against this fit.
+
+    ``warm_start`` continues the fitted network: the new ``target`` must have
+    the fitted one's kind and classes, the images its ``(C, H, W)``.
+    """
+    same_target = fitted_target.target_type == target.target_type and np.array_equal(
+        fitted_target.classes_, target.classes_
+    )
+    if not same_target:
+        raise ValueError(
+            f"{name}: warm_start=True continues the fitted network, trained on a "
+            f"{fitted_target.target_type} target with classes "
+            f"{fitted_target.classes_.tolist()}; this y is {target.target_type} "
+            f"with classes {target.classes_.tolist()}. Set warm_start=False to "
+            "train anew (or pass the fitted model as weights= to reuse its "
+            "backbone)."
+        )
+    if tuple(image_shape) != tuple(fitted_shape):
+        raise ValueError(
+            f"{name}: warm_start=True continues the fitted network, trained on "
+            f"images of shape (C, H, W) = {tuple(fitted_shape)}; these are "
+            f"{tuple(image_shape)}. Set image_size/image_mode, or "
+            "warm_start=False."
+        )
+    return Weights.from_module(net.module_, "the fitted network")
 
 
 def continue_network(net: NeuralNet, spec: TrainingSpec) -> NeuralNet:

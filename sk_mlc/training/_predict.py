@@ -13,6 +13,7 @@ from skorch import NeuralNet
 from skorch.utils import to_numpy, to_tensor
 
 from ..data import BatchDataset, ImageBatches, batch_loader, tta_proba
+from ._outputs import cached_outputs
 from ._spec import resolve_batch_size
 
 
@@ -24,6 +25,7 @@ def predict_proba(
     tta: str | None,
     batch_size: int,
     num_workers: int,
+    weights_id: str | None = None,
 ) -> np.ndarray:
     """``predict_proba``'s output, in batches, in eval mode.
 
@@ -32,8 +34,20 @@ def predict_proba(
     of its own and its mirror image's (``x.flip(-1)`` on the NCHW batch),
     which is what the ONNX export computes too. The loader is built here,
     not taken from the net, so that ``batch_size`` and ``num_workers`` set
-    on the estimator after fit apply to prediction.
+    on the estimator after fit apply to prediction. Weights with an identity
+    (``weights_id``: they came from, or went into, ``memory``) go through the
+    in-process outputs cache (``_outputs.py``).
     """
+    return cached_outputs(
+        weights_id,
+        net.module_,
+        images,
+        (str(net.device), tta),
+        lambda: _forward(net, images, proba_tensor, tta, batch_size, num_workers),
+    )
+
+
+def _forward(net, images, proba_tensor, tta, batch_size, num_workers) -> np.ndarray:
     loader = batch_loader(
         BatchDataset(images),
         resolve_batch_size(batch_size),
