@@ -19,6 +19,8 @@ The package is laid out by concern (``data/``, ``training/``, ``targets/``,
 (``pyproject.toml``).
 """
 
+from . import exceptions as exceptions
+from . import model_selection as model_selection
 from ._classifier import CNNClassifier
 from ._version import __version__ as __version__
 from .data import ImageLoader, LazyImages, read_image

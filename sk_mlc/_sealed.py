@@ -31,13 +31,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from .exceptions import SealedFileError
+
 FORMAT_VERSION = 1
 # safetensors' own bound on the header: a larger length field is corrupt.
 _MAX_HEADER = 100_000_000
-
-
-class SealedFileError(ValueError):
-    """The file is not a readable, intact sk_mlc file (truncated, foreign, edited)."""
 
 
 def write_sealed(path, kind: str, document: dict, tensors: dict) -> None:
@@ -69,9 +67,9 @@ def write_sealed(path, kind: str, document: dict, tensors: dict) -> None:
 def read_sealed(path, kind: str, who: str) -> tuple[dict, dict, str]:
     """The document, the tensors and the format version of a sealed file.
 
-    Raises :class:`SealedFileError`, a ``ValueError`` naming ``who`` (the
-    caller, for messages) and what is wrong, for anything but an intact file
-    of this ``kind`` whose format this sk_mlc reads.
+    Raises :class:`~sk_mlc.exceptions.SealedFileError`, a ``ValueError``
+    naming ``who`` (the caller, for messages) and what is wrong, for anything
+    but an intact file of this ``kind`` whose format this sk_mlc reads.
     """
     path = Path(path)
     try:

@@ -49,6 +49,7 @@ from sklearn.base import BaseEstimator
 from .._classifier import CNNClassifier
 from .._messages import describe
 from ..data import InputSpec, random_flip, random_shift
+from ..exceptions import DisallowedContentError
 from ..targets import TARGETS, Target
 from ..thresholds import ThresholdTunerCV
 from ..training import ConvNet, ResidualBlock
@@ -132,11 +133,11 @@ def allowed(path: str):
         for part in parts:
             obj = getattr(obj, part, None)
     if module is None or obj is None or obj is module or not _allowed_kind(obj):
-        raise ValueError(f"{path!r} is not on sk_mlc's allow-list")
+        raise DisallowedContentError(f"{path!r} is not on sk_mlc's allow-list")
     if not under_root and obj not in _SPLITTERS:
-        raise ValueError(f"{path!r} is not on sk_mlc's allow-list")
+        raise DisallowedContentError(f"{path!r} is not on sk_mlc's allow-list")
     if import_path(obj) != path:  # a re-export or an alias: store the original
-        raise ValueError(f"{path!r} is not on sk_mlc's allow-list")
+        raise DisallowedContentError(f"{path!r} is not on sk_mlc's allow-list")
     return obj
 
 

@@ -20,7 +20,13 @@ import torch
 
 from .._classifier import CNNClassifier
 from .._compat import validate_params
-from .._sealed import SealedFileError, read_sealed
+from .._sealed import read_sealed
+from ..exceptions import (
+    DisallowedContentError,
+    MissingParameterError,
+    SealedFileError,
+    VersionWarning,
+)
 from ..targets import Target
 from ..training import (
     CRITERION,
@@ -132,11 +138,16 @@ def load(path, *, module=None, **overrides):
     except ValueError as exc:
         if str(exc).startswith(who):
             raise
-        # The codec's refusals ("'os:system' is not on sk_mlc's allow-list"):
-        # say which call and which file.
-        raise ValueError(f"{who}: refused {os.fspath(path)!r}: {exc}.") from None
+        # The codec's refusals ("'os:system' is not on sk_mlc's allow-list", a
+        # malformed value): say which call and which file, in the same kind.
+        kind = (
+            DisallowedContentError
+            if isinstance(exc, DisallowedContentError)
+            else SealedFileError
+        )
+        raise kind(f"{who}: refused {os.fspath(path)!r}: {exc}.") from None
     except Exception as exc:  # a malformed document: whatever broke, say where
-        raise ValueError(
+        raise SealedFileError(
             f"{who}: cannot rebuild the model saved in {os.fspath(path)!r}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
@@ -160,7 +171,7 @@ class _Loading:
         cls = type(estimator)
         attributes = node.get("attributes")
         if not isinstance(attributes, dict):
-            raise ValueError(f"{self.who}: the file holds no fitted attributes.")
+            raise SealedFileError(f"{self.who}: the file holds no fitted attributes.")
         for name, data in attributes.items():
             if isinstance(data, dict) and set(data) == {"__estimator__"}:
                 inner = prefix + str(name)[:-1] + "__"
@@ -170,7 +181,7 @@ class _Loading:
             set_attribute(estimator, _FORMER_ATTRIBUTES.get(name, name), value)
         if cls is CNNClassifier:
             if not isinstance(node.get("network"), dict):
-                raise ValueError(f"{self.who}: the file holds no network.")
+                raise SealedFileError(f"{self.who}: the file holds no network.")
             if not self.missing:
                 self._network(estimator, node["network"], prefix)
         return estimator
@@ -179,14 +190,16 @@ class _Loading:
         """The estimator of ``node`` with its parameters, checked; not fitted."""
         cls = _estimator_class(node)
         if cls is None:
-            raise ValueError(f"{self.who}: the file names no sk_mlc estimator class.")
+            raise SealedFileError(
+                f"{self.who}: the file names no sk_mlc estimator class."
+            )
         encoded = node.get("params")
         if not isinstance(encoded, dict):
-            raise ValueError(f"{self.who}: the file holds no parameters.")
+            raise SealedFileError(f"{self.who}: the file holds no parameters.")
         names = [n for n in inspect.signature(cls).parameters if n != "self"]
         unknown = [name for name in encoded if name not in names]
         if unknown:
-            raise ValueError(
+            raise SealedFileError(
                 f"{self.who}: the saved {cls.__name__} has parameter(s) {unknown} "
                 f"that this sk_mlc's {cls.__name__} does not know; it was saved by "
                 "another sk_mlc version."
@@ -224,10 +237,10 @@ class _Loading:
         """
         target = getattr(estimator, "_target_", None)
         if not isinstance(target, Target):
-            raise ValueError(f"{self.who}: the file holds no fitted target.")
+            raise SealedFileError(f"{self.who}: the file holds no fitted target.")
         shape = getattr(estimator, "input_shape_", None)
         if not _is_image_shape(shape):
-            raise ValueError(
+            raise SealedFileError(
                 f"{self.who}: the saved input_shape_ {shape!r} is invalid."
             )
         device = resolve_device(estimator.device)
@@ -278,17 +291,18 @@ class _Loading:
             )
         unused = sorted(set(self.tensors) - self.tensors.used)
         if unused and not self.missing:
-            raise ValueError(
+            raise SealedFileError(
                 f"{self.who}: the file holds tensors that no part of the model "
                 f"uses: {unused[:5]}."
             )
         if self.missing:
             listed = ", ".join(f"{n} ({what})" for n, what in self.missing.items())
             passed = ", ".join(f"{name}=..." for name in self.missing)
-            raise ValueError(
+            raise MissingParameterError(
                 f"{self.who}: the saved {top.__name__} needs {len(self.missing)} "
                 f"parameter(s) that a file cannot hold: {listed}. Pass the objects "
-                f"it was trained with: sk_mlc.load(path, {passed})."
+                f"it was trained with: sk_mlc.load(path, {passed}).",
+                self.missing,
             )
 
 
@@ -350,6 +364,6 @@ def _warn_versions(saved, path: str, who: str) -> None:
             f"{who}: {path!r} was saved with {', '.join(changed)}. It loads, but its "
             "predictions may differ slightly; check them, then save it again with "
             "these versions to silence this warning.",
-            UserWarning,
+            VersionWarning,
             stacklevel=3,
         )

@@ -19,6 +19,7 @@ from skorch import NeuralNet
 from skorch.history import History
 
 from .._messages import describe, preview
+from ..exceptions import WeightsMismatchError
 from ._fit import initialize_network
 from ._spec import TrainingSpec
 
@@ -158,7 +159,7 @@ def _check_fits(saved: dict, own: dict, spec: TrainingSpec, who: str) -> None:
     backbone = "the built-in CNN"
     if spec.module is not None:
         backbone = f"module={describe(spec.module)}"
-    raise ValueError(
+    raise WeightsMismatchError(
         f"{who}: the saved weights do not fit the network rebuilt with {backbone}: "
         f"of its {len(own)} parameters and buffers, {'; '.join(problems)}. Pass the "
         "module the model was trained with (module=...)."

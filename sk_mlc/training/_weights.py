@@ -23,6 +23,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .._messages import preview
+from ..exceptions import DisallowedContentError, WeightsMismatchError
 from ._network import input_statistics
 
 
@@ -103,7 +104,7 @@ def load_into(weights: Weights, backbone: torch.nn.Module, name: str) -> None:
             problems.append(
                 f"{len(mismatched)} of another shape ({preview(mismatched)})"
             )
-        raise ValueError(
+        raise WeightsMismatchError(
             f"{name}: the weights from {weights.source} do not fit the backbone: "
             f"of its {len(own)} parameters and buffers, {' and '.join(problems)}. "
             "Pass the module these weights were saved from (module=...)."
@@ -163,7 +164,7 @@ def _read_file(path: Path, name: str) -> Mapping:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(
+        raise DisallowedContentError(
             f"{name}: refused to load the weights file {str(path)!r}: it holds more "
             "than plain tensors, and reading it would run code from the file, which "
             f"sk_mlc never does ({reason}). Save weights as a state dict, "
