@@ -44,7 +44,10 @@ class ProbaFromX(ClassifierMixin, BaseEstimator):
 @pytest.fixture(scope="module")
 def tuner():
     P, Y = scores_and_labels()
-    return ThresholdTunerCV(ProbaFromX(), cv=3, per_label=True).fit(P, Y)
+    # 0.05, 0.10, ..., 0.95: a grid on which one label's choice never moves.
+    grid = np.linspace(0, 1, 21)[1:-1]
+    tuner = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=True, thresholds=grid)
+    return tuner.fit(P, Y)
 
 
 def test_from_estimator_draws_each_label_at_its_chosen_threshold(tuner):
@@ -88,7 +91,7 @@ def test_draws_on_the_given_axes_and_only_the_chosen_labels(tuner):
 def test_from_predictions_scores_every_candidate_like_sklearn():
     P, Y = scores_and_labels(120)
     display = ThresholdDisplay.from_predictions(Y, P, thresholds=7)
-    grid = np.linspace(0, 1, 9)[1:-1]
+    grid = np.linspace(P.min(), P.max(), 7)  # from the lowest to the highest
     for j, line in enumerate(display.lines_):
         expected = [f1_score(Y[:, j], P[:, j] >= t, zero_division=0) for t in grid]
         np.testing.assert_allclose(line.get_ydata(), expected)

@@ -642,10 +642,13 @@ def test_threshold_tuner_predicts_at_its_thresholds(data):
     ).fit(X, y)
 
     if isinstance(thresholds, int):
-        candidates = np.linspace(0, 1, thresholds + 2)[1:-1]
+        # That many points, evenly spaced over the out-of-fold probabilities.
+        grid = tuner.thresholds_
+        assert 1 <= len(grid) <= thresholds and (0 <= grid).all() and (grid <= 1).all()
+        if len(grid) > 2:
+            np.testing.assert_allclose(np.diff(grid), np.diff(grid)[0], rtol=1e-9)
     else:
-        candidates = np.unique(thresholds)
-    np.testing.assert_array_equal(tuner.thresholds_, candidates)
+        np.testing.assert_array_equal(tuner.thresholds_, np.unique(thresholds))
     best = tuner.best_thresholds_
     assert best.shape == (k,)
     # The best out-of-fold score, per label or shared; ties (up to rounding, as

@@ -7,7 +7,12 @@ import pytest
 import scipy.sparse as sp
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.datasets import make_classification, make_multilabel_classification
+from sklearn.datasets import (
+    load_breast_cancer,
+    make_classification,
+    make_multilabel_classification,
+)
+from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.frozen import FrozenEstimator
@@ -23,7 +28,12 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
 )
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    TunedThresholdClassifierCV,
+    cross_val_predict,
+)
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -56,6 +66,11 @@ class ProbaFromX(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         P = np.clip(np.asarray(X, dtype=float), 0, 1)
         return np.column_stack([1 - P[:, 0], P[:, 0]]) if self.binary_ else P
+
+
+# The former default candidates, 0.05, 0.10, ..., 0.95: tests of the choice
+# rules that name a candidate (0.35, the tie at 0.5) pass them explicitly.
+GRID19 = np.linspace(0, 1, 21)[1:-1]
 
 
 @pytest.fixture(autouse=True)
@@ -138,8 +153,12 @@ def test_fit_params_are_sliced_per_split_and_passed_whole_to_the_refit():
 
 def test_per_label_thresholds_follow_each_label_and_beat_a_shared_one():
     P, Y = shifted_scores()
-    per_label = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=True).fit(P, Y)
-    shared = ThresholdTunerCV(ProbaFromX(), cv=3, per_label=False).fit(P, Y)
+    per_label = ThresholdTunerCV(
+        ProbaFromX(), cv=3, per_label=True, thresholds=GRID19
+    ).fit(P, Y)
+    shared = ThresholdTunerCV(
+        ProbaFromX(), cv=3, per_label=False, thresholds=GRID19
+    ).fit(P, Y)
 
     low, high = per_label.best_thresholds_[1], per_label.best_thresholds_[0]
     assert low < 0.3 < high
@@ -158,12 +177,17 @@ def test_per_label_thresholds_follow_each_label_and_beat_a_shared_one():
 
 
 def test_default_grid_and_chosen_thresholds_are_members_of_it():
+    # scikit-learn's rule: 100 points from the lowest to the highest
+    # out-of-fold probability (ProbaFromX's probabilities are X itself).
     P, Y = shifted_scores()
     tuner = ThresholdTunerCV(ProbaFromX(), cv=3).fit(P, Y)
-    np.testing.assert_allclose(tuner.thresholds_, np.arange(1, 20) / 20)
+    np.testing.assert_allclose(tuner.thresholds_, np.linspace(P.min(), P.max(), 100))
     assert np.isin(tuner.best_thresholds_, tuner.thresholds_).all()
-    assert tuner.scores_.shape == (19, 2) and tuner.scores_global_.shape == (19,)
+    assert tuner.scores_.shape == (100, 2) and tuner.scores_global_.shape == (100,)
     assert tuner.best_label_scores_ == pytest.approx(tuner.scores_.max(axis=0))
+    # An int asks for that many points over the same range.
+    seven = ThresholdTunerCV(ProbaFromX(), cv=3, thresholds=7).fit(P, Y)
+    np.testing.assert_allclose(seven.thresholds_, np.linspace(P.min(), P.max(), 7))
 
 
 METRICS = {
@@ -240,9 +264,9 @@ def separated(negatives, positives, n=40):
 @pytest.mark.parametrize(
     "negatives, positives, thresholds, expected",
     [
-        (0.1, 0.9, 19, 0.5),  # 0.15 ... 0.85 tie: keep the default
-        (0.07, 0.37, 19, 0.35),  # 0.10 ... 0.35 tie: the one nearest 0.5
-        (0.62, 0.97, 19, 0.65),  # 0.65 ... 0.95 tie: likewise from above
+        (0.1, 0.9, GRID19, 0.5),  # 0.15 ... 0.85 tie: keep the default
+        (0.07, 0.37, GRID19, 0.35),  # 0.10 ... 0.35 tie: the one nearest 0.5
+        (0.62, 0.97, GRID19, 0.65),  # 0.65 ... 0.95 tie: likewise from above
         (0.1, 0.9, [0.3, 0.4, 0.6, 0.7], 0.4),  # 0.4 and 0.6 equally near: lower
     ],
 )
@@ -258,10 +282,14 @@ def test_tied_candidates_go_to_the_one_closest_to_one_half(
 def test_ties_resolve_per_label_and_for_the_shared_threshold():
     (x0, y), (x1, _) = separated(0.1, 0.9), separated(0.07, 0.37)
     X, Y = np.hstack([x0, x1]), np.column_stack([y, y])
-    per_label = ThresholdTunerCV(ProbaFromX(), cv=4, per_label=True).fit(X, Y)
+    per_label = ThresholdTunerCV(
+        ProbaFromX(), cv=4, per_label=True, thresholds=GRID19
+    ).fit(X, Y)
     np.testing.assert_allclose(per_label.best_thresholds_, [0.5, 0.35])
     # Shared: only 0.15 ... 0.35 separate both labels; 0.35 is nearest 0.5.
-    shared = ThresholdTunerCV(ProbaFromX(), cv=4, per_label=False).fit(X, Y)
+    shared = ThresholdTunerCV(
+        ProbaFromX(), cv=4, per_label=False, thresholds=GRID19
+    ).fit(X, Y)
     np.testing.assert_allclose(shared.best_thresholds_, [0.35, 0.35])
     assert shared.best_score_ == 1.0
     np.testing.assert_array_equal(shared.predict(X), Y)
@@ -357,7 +385,7 @@ def test_mlp_multilabel_predicts_a_dense_indicator(multilabel):
     assert y_pred.shape == Y.shape and y_pred.dtype == Y.dtype
     assert set(np.unique(y_pred)) <= {0, 1}
     assert tuner.n_features_in_ == X.shape[1]
-    assert tuner.scores_.shape == (19, 3)
+    assert tuner.scores_.shape == (100, 3)  # the default 100 candidates
 
 
 def test_list_of_per_label_probas_from_a_random_forest(multilabel):
@@ -564,9 +592,13 @@ def test_auto_keeps_own_thresholds_where_they_differ_and_the_global_where_not():
     # suits label 4 and fails the others, which earn their own.
     P, Y = exchangeable_scores(600, 0, k=5)
     P[:, 4] *= 0.3
-    auto = ThresholdTunerCV(ProbaFromX(), cv=5).fit(P, Y)
-    own = ThresholdTunerCV(ProbaFromX(), cv=5, per_label=True).fit(P, Y)
-    shared = ThresholdTunerCV(ProbaFromX(), cv=5, per_label=False).fit(P, Y)
+    auto = ThresholdTunerCV(ProbaFromX(), cv=5, thresholds=GRID19).fit(P, Y)
+    own = ThresholdTunerCV(ProbaFromX(), cv=5, per_label=True, thresholds=GRID19).fit(
+        P, Y
+    )
+    shared = ThresholdTunerCV(
+        ProbaFromX(), cv=5, per_label=False, thresholds=GRID19
+    ).fit(P, Y)
     assert (auto.per_label_gain_[auto.per_label_, 0] > 0).all()
     assert (auto.per_label_gain_[~auto.per_label_, 0] <= 0).all()
     chosen = auto.best_thresholds_
@@ -612,7 +644,9 @@ def test_fixed_choices_report_what_they_did(per_label):
 def test_a_binary_y_has_one_threshold_whatever_per_label_says():
     X, y = separated(0.2, 0.6)
     for per_label in (True, False, "auto"):
-        tuner = ThresholdTunerCV(ProbaFromX(), cv=4, per_label=per_label).fit(X, y)
+        tuner = ThresholdTunerCV(
+            ProbaFromX(), cv=4, per_label=per_label, thresholds=GRID19
+        ).fit(X, y)
         assert tuner.best_thresholds_.tolist() == [0.5]
 
 
@@ -622,7 +656,9 @@ def test_a_binary_y_has_one_threshold_whatever_per_label_says():
 def test_cv_results_are_the_fold_by_fold_scores():
     P, Y = shifted_scores(120)
     cv = KFold(3)
-    tuner = ThresholdTunerCV(ProbaFromX(), cv=cv, thresholds=7, per_label=True)
+    # 0.125, 0.25, ..., 0.875: coarse enough for fold-by-fold choices to differ.
+    grid = np.linspace(0, 1, 9)[1:-1]
+    tuner = ThresholdTunerCV(ProbaFromX(), cv=cv, thresholds=grid, per_label=True)
     results = tuner.fit(P, Y).cv_results_
     T = tuner.thresholds_
     per_fold = np.array(
@@ -720,7 +756,11 @@ def test_a_scorer_object_is_refused_with_what_to_pass_instead(scorer):
 
 
 def prefit(P, Y):
-    return ThresholdTunerCV(ProbaFromX().fit(P, Y), cv="prefit", refit=False)
+    # per_label=True: "auto" cross-fits on groups of rows, which repeating rows
+    # changes; each label's own choice depends on the weighted counts only.
+    return ThresholdTunerCV(
+        ProbaFromX().fit(P, Y), cv="prefit", refit=False, per_label=True
+    )
 
 
 @pytest.mark.parametrize("scoring", ["f1", "precision", "balanced_accuracy"])
@@ -818,3 +858,69 @@ def test_verbose_reports_progress_over_the_folds(capsys):
     P, Y = shifted_scores(60)
     ThresholdTunerCV(ProbaFromX(), cv=3, verbose=10).fit(P, Y)
     assert "Done   3 out of   3" in capsys.readouterr().err
+
+
+# --- The default grid: scikit-learn's, over the out-of-fold probabilities --------
+
+
+def test_recall_weighted_metrics_find_their_lower_optimum():
+    # On breast cancer, F2 weighs recall 4x precision: its optimum lies well
+    # below F1's, between the points of a fixed 0.05 grid (which picked 0.5
+    # for both). scikit-learn's tuner picks about 0.48 and 0.34.
+    X, y = load_breast_cancer(return_X_y=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    f1 = ThresholdTunerCV(model, scoring="fbeta", beta=1).fit(X, y)
+    f2 = ThresholdTunerCV(model, scoring="fbeta", beta=2).fit(X, y)
+    assert f2.best_thresholds_[0] < f1.best_thresholds_[0] - 0.1
+    reference = TunedThresholdClassifierCV(
+        model, scoring=make_scorer(fbeta_score, beta=2)
+    ).fit(X, y)
+    assert f2.best_thresholds_[0] == pytest.approx(reference.best_threshold_, abs=0.02)
+    # A fixed grid misses both optima.
+    fixed = {"scoring": "fbeta", "thresholds": GRID19}
+    assert (
+        ThresholdTunerCV(model, beta=2, **fixed).fit(X, y).best_thresholds_[0]
+        > f2.best_thresholds_[0] + 0.1
+    )
+
+
+class Constant(ClassifierMixin, BaseEstimator):
+    """Predicts the same probabilities for every sample."""
+
+    def fit(self, X, y):
+        self.classes_ = np.arange(np.shape(y)[1]) if np.ndim(y) == 2 else np.unique(y)
+        self.columns_ = np.ndim(y) == 2
+        return self
+
+    def predict_proba(self, X):
+        n = len(X)
+        if self.columns_:
+            # Label 0 varies with X, labels 1 and 2 never do.
+            return np.column_stack(
+                [np.clip(np.asarray(X)[:, 0], 0, 1), np.full(n, 0.2), np.full(n, 0.7)]
+            )
+        return np.tile([0.3, 0.7], (n, 1))
+
+
+def test_constant_predictions_leave_nothing_to_tune():
+    P, Y = shifted_scores(60)
+    with pytest.raises(ValueError, match="makes constant predictions"):
+        ThresholdTunerCV(Constant(), cv=3).fit(P, Y[:, 0])
+    dummy = DummyClassifier(strategy="constant", constant=1)
+    with pytest.raises(ValueError, match="ThresholdTunerCV: The provided estimator"):
+        ThresholdTunerCV(dummy, cv=3).fit(P, Y[:, 0])
+
+
+def test_labels_with_constant_predictions_are_named_and_keep_the_default():
+    P, Y = shifted_scores(90)
+    Y3 = np.column_stack([Y[:, 0], Y])
+    with pytest.warns(UserWarning, match=r"label\(s\) \[1, 2\] are constant"):
+        tuner = ThresholdTunerCV(Constant(), cv=3, per_label=True).fit(P, Y3)
+    # Their decisions are those of the default 0.5; label 0 is tuned.
+    y_pred = tuner.predict(P)
+    assert (y_pred[:, 1] == 0).all() and (y_pred[:, 2] == 1).all()
+    near_half = tuner.thresholds_[np.abs(tuner.thresholds_ - 0.5).argmin()]
+    np.testing.assert_array_equal(tuner.best_thresholds_[1:], near_half)
+    # The candidates span the probabilities that vary: label 0's.
+    assert tuner.thresholds_.min() == pytest.approx(P[:, 0].min())
+    assert tuner.thresholds_.max() == pytest.approx(P[:, 0].max())

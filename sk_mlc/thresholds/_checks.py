@@ -94,10 +94,10 @@ def check_scoring(scoring, average: str, weighted: bool) -> None:
         )
 
 
-def check_candidates(thresholds) -> np.ndarray:
-    """The candidate thresholds, ascending: an int's grid, or the array checked."""
+def check_candidates(thresholds):
+    """``thresholds`` checked: an int (a grid to come), or the sorted candidates."""
     if isinstance(thresholds, Integral):
-        return np.linspace(0, 1, thresholds + 2)[1:-1]
+        return int(thresholds)
     values = np.asarray(thresholds, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise ValueError(
@@ -110,6 +110,25 @@ def check_candidates(thresholds) -> np.ndarray:
             f"{values.min()} to {values.max()}."
         )
     return np.unique(values)
+
+
+def candidate_grid(candidates, P: np.ndarray) -> np.ndarray:
+    """The candidate thresholds for probabilities ``P``, ascending.
+
+    An int ``n`` is scikit-learn's rule (``TunedThresholdClassifierCV``): ``n``
+    evenly spaced values from the lowest to the highest probability in ``P``,
+    where every optimum lies; a fixed grid such as 0.05, 0.10, ... would miss
+    one between its points (recall-weighted metrics put theirs well below
+    0.5). An array is used as given.
+    """
+    if isinstance(candidates, np.ndarray):
+        return candidates
+    return np.unique(np.linspace(P.min(), P.max(), num=candidates))
+
+
+def constant_labels(P: np.ndarray) -> np.ndarray:
+    """Labels whose probabilities ``P`` do not vary: no threshold to tune, ``(k,)``."""
+    return np.isclose(P.min(axis=0), P.max(axis=0), rtol=0, atol=1e-12)
 
 
 def check_constraint(constraint):

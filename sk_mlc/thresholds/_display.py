@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._checks import candidate_grid, check_candidates
 from ._scores import (
     COUNT_METRICS,
     LabelMetric,
@@ -237,7 +238,7 @@ class ThresholdDisplay:
         scoring="f1",
         beta=1.0,
         average="macro",
-        thresholds=19,
+        thresholds=100,
         sample_weight=None,
         labels=None,
         label_names=None,
@@ -264,8 +265,9 @@ class ThresholdDisplay:
             The ``beta`` of ``scoring="fbeta"``.
         average : {"macro", "micro", "samples"}, default="macro"
             How the dashed all-labels curve averages the labels.
-        thresholds : int or array-like, default=19
-            The candidates, as in ``ThresholdTunerCV``.
+        thresholds : int or array-like, default=100
+            The candidates, as in ``ThresholdTunerCV``: an int ``n`` gives
+            ``n`` values from the lowest to the highest of ``y_proba``.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights of the samples in the scores.
         labels : array-like of int or None, default=None
@@ -298,10 +300,7 @@ class ThresholdDisplay:
                 f"ThresholdDisplay.from_predictions: scoring must be one of "
                 f"{sorted(COUNT_METRICS)} or a callable; got {scoring!r}."
             )
-        if isinstance(thresholds, int):
-            grid = np.linspace(0, 1, thresholds + 2)[1:-1]
-        else:
-            grid = np.unique(np.asarray(thresholds, dtype=float))
+        grid = candidate_grid(check_candidates(thresholds), P)
         weights = (
             np.ones(len(Y))
             if sample_weight is None

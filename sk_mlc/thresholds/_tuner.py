@@ -33,10 +33,12 @@ from .._messages import named_errors
 from ..targets import resolve_target
 from ._checks import (
     NAME,
+    candidate_grid,
     check_candidates,
     check_constraint,
     check_sample_weight,
     check_scoring,
+    constant_labels,
     route,
 )
 from ._choice import (
@@ -51,6 +53,7 @@ from ._scores import (
     AVERAGES,
     COUNT_METRICS,
     LabelMetric,
+    argmax_near_default,
 )
 
 
@@ -118,10 +121,13 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         one). Where no candidate satisfies it, the candidate with the highest
         constraint metric is chosen and a ``UserWarning`` says where.
 
-    thresholds : int or array-like of shape (n_thresholds,), default=19
-        The candidates. An int ``n`` gives ``n`` evenly spaced values strictly
-        inside (0, 1) (19 gives 0.05, 0.10, ..., 0.95); an array gives values in
-        [0, 1], used sorted and without duplicates.
+    thresholds : int or array-like of shape (n_thresholds,), default=100
+        The candidates. An int ``n`` gives ``n`` evenly spaced values from the
+        lowest to the highest out-of-fold probability (of all labels whose
+        probabilities vary), as scikit-learn's ``TunedThresholdClassifierCV``
+        does: the optimum always lies in that range, and a recall-weighted
+        metric's often far below 0.5, between the points of a fixed grid. An
+        array gives values in [0, 1], used sorted and without duplicates.
 
     cv : int, float, cross-validation generator, iterable or "prefit", default=5
         The splits. An int gives stratified K-fold: by class for a binary
@@ -178,7 +184,10 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Each label's out-of-fold metric at its chosen threshold.
 
     per_label_ : ndarray of bool of shape (n_labels,)
-        Which labels use their own threshold (the others the global one).
+        Which labels use their own threshold (the others the global one). A
+        label whose out-of-fold probabilities are constant has nothing to
+        tune: it keeps the candidate nearest 0.5 (the untuned default, by
+        the tie rule), with a warning, and counts as its own.
 
     per_label_gain_ : ndarray of shape (n_labels, 2) or None
         With ``per_label="auto"``: per label, the cross-fitted gain in the
@@ -243,16 +252,17 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ...     OneVsRestClassifier(LogisticRegression(max_iter=500)), cv=3
     ... ).fit(X, Y)
     >>> tuner.per_label_  # own threshold, or the global one?
-    array([ True,  True, False])
-    >>> tuner.best_thresholds_.round(2)  # from 0.05, 0.10, ..., 0.95
-    array([0.55, 0.5 , 0.5 ])
+    array([ True, False, False])
+    >>> tuner.best_thresholds_.round(2)
+    array([0.55, 0.56, 0.56])
     >>> tuner.threshold_std_.round(2)  # how much each moves from fold to fold
-    array([0.14, 0.02, 0.02])
-    >>> tuner.scores_.shape  # out-of-fold F1 of 19 candidates for 3 labels
-    (19, 3)
-    >>> default = tuner.scores_global_[9]  # all labels at 0.5
+    array([0.12, 0.05, 0.05])
+    >>> tuner.scores_.shape  # out-of-fold F1 of 100 candidates for 3 labels
+    (100, 3)
+    >>> half = abs(tuner.thresholds_ - 0.5).argmin()  # all labels at about 0.5
+    >>> default = tuner.scores_global_[half]
     >>> print(f"macro F1 at 0.5: {default:.3f}, tuned: {tuner.best_score_:.3f}")
-    macro F1 at 0.5: 0.754, tuned: 0.763
+    macro F1 at 0.5: 0.752, tuned: 0.756
     >>> tuner.predict(X[:2])
     array([[0, 0, 0],
            [0, 0, 1]])
@@ -286,7 +296,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         average="macro",
         beta=1.0,
         constraint=None,
-        thresholds=19,
+        thresholds=100,
         cv=5,
         per_label="auto",
         min_positives=5,
@@ -367,7 +377,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self._target_ = target
         self.classes_ = target.classes_
         self.target_type_ = target.target_type
-        self.thresholds_ = check_candidates(self.thresholds)
+        candidates = check_candidates(self.thresholds)
         constraint = check_constraint(self.constraint)
         routed = route(self, sample_weight, fit_params)
 
@@ -387,8 +397,24 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             verbose=self.verbose,
         )
         self.estimator_ = oof.estimator
+        # Rows of weight 0 are as good as dropped: they choose nothing.
+        counted = oof.proba[weights[oof.indices] > 0]
+        constant = constant_labels(counted)
+        if constant.all():
+            raise ValueError(
+                f"{NAME}: The provided estimator makes constant predictions. "
+                "Therefore, it is impossible to optimize the decision threshold "
+                f"(every out-of-fold probability of {self._labels(constant)} is "
+                f"{oof.proba.flat[0]:.6g})."
+            )
+        self.thresholds_ = candidate_grid(candidates, counted[:, ~constant])
         self._tune(
-            Y[oof.indices], oof.proba, weights[oof.indices], oof.folds, constraint
+            Y[oof.indices],
+            oof.proba,
+            weights[oof.indices],
+            oof.folds,
+            constraint,
+            constant,
         )
 
         for attr in ("n_features_in_", "feature_names_in_"):
@@ -396,8 +422,12 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 setattr(self, attr, getattr(self.estimator_, attr))
         return self
 
-    def _tune(self, Y, P, weights, folds, constraint) -> None:
-        """Choose the thresholds from the out-of-fold ``P``; fill the attributes."""
+    def _tune(self, Y, P, weights, folds, constraint, constant) -> None:
+        """Choose the thresholds from the out-of-fold ``P``; fill the attributes.
+
+        Labels in ``constant`` have out-of-fold probabilities that never vary:
+        no threshold of theirs can be tuned, so they use the global one.
+        """
         metric = LabelMetric(self.scoring, self.beta, self.average)
         search = Search(metric, self.thresholds_)
         if constraint is not None:
@@ -424,11 +454,25 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             # A single label's own threshold is the global one: no choice to make.
             own = np.full(k, self.per_label is True)
-        self.per_label_ = own
+        if constant.any():
+            warnings.warn(
+                f"{NAME}: the estimator's out-of-fold probabilities of "
+                f"{self._labels(constant)} are constant, so no threshold of theirs "
+                "can be tuned; they keep the candidate nearest 0.5, the untuned "
+                "default.",
+                UserWarning,
+                stacklevel=4,
+            )
+            own = own & ~constant
+        self.per_label_ = own | constant
 
         choice = choose(search, Y, P, weights, own)
         self._warn_unmet(choice, constraint)
         index = choice.index
+        # Every candidate on one side of a constant probability decides alike:
+        # the tie rule's choice is the default's (nearest 0.5).
+        tie = np.zeros((len(self.thresholds_), 1))
+        index[constant] = argmax_near_default(tie, self.thresholds_)[0]
         self.best_thresholds_ = self.thresholds_[index]
         self.best_label_scores_ = self.scores_[index, np.arange(k)]
         self.best_score_ = metric.overall(Y, P >= self.best_thresholds_, weights)
@@ -465,6 +509,12 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def _names(self, mask) -> list:
         names = self.classes_[-1:] if len(mask) == 1 else np.arange(len(mask))
         return names[mask].tolist()
+
+    def _labels(self, mask) -> str:
+        """The labels of ``mask`` for a message: "label(s) [0, 3]" or "the class 1"."""
+        if len(mask) == 1:
+            return f"the positive class {self.classes_[-1]!r}"
+        return f"label(s) {self._names(mask)!r}"
 
     def _warn_unmet(self, choice, constraint) -> None:
         where = []
