@@ -41,4 +41,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info docs/_build docs/generated docs/guide docs/auto_examples docs/sg_execution_times.rst
+	rm -rf $(VENV) build *.egg-info docs/_build docs/generated docs/auto_examples docs/sg_execution_times.rst

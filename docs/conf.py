@@ -7,14 +7,13 @@ this site's own API pages, so nothing is fetched.
 
 import inspect
 import re
-import sys
 from pathlib import Path
 
 import sk_mlc
 import sk_mlc.datasets
+import sk_mlc.model_selection
 
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS))  # for the local readme_guide extension
 
 project = "sk_mlc"
 author = "the sk_mlc developers"
@@ -27,13 +26,16 @@ extensions = [
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
-    "readme_guide",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 templates_path = ["_templates"]
-# guide/_intro.md is included by index.md, not a page of its own.
-exclude_patterns = ["_build", "guide/_intro.md"]
+exclude_patterns = ["_build"]
+
+# -- The user guide: one Markdown (MyST) page per concern --------------------
+# Headings up to ### get GitHub's anchors, so that a link such as
+# ``performance.md#threshold-search`` lands on GitHub and on this site alike.
+myst_heading_anchors = 3
 
 html_theme = "alabaster"
 html_theme_options = {
@@ -101,6 +103,9 @@ def _check_api_lists_every_public_name() -> None:
     listed = set(re.findall(r"^ {3}(\w+)\s*$", (DOCS / "api.rst").read_text(), re.M))
     public = {f"sk_mlc.{name}" for name in sk_mlc.__all__}
     public |= {f"sk_mlc.datasets.{name}" for name in sk_mlc.datasets.__all__}
+    public |= {
+        f"sk_mlc.model_selection.{name}" for name in sk_mlc.model_selection.__all__
+    }
     missing = sorted(name for name in public if name.rsplit(".", 1)[1] not in listed)
     if missing:
         raise RuntimeError(

@@ -28,7 +28,8 @@ import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+# The guide page whose ONNX example is run below (it was the README's).
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "save-load-onnx.md"
 BATCHES = (1, 37)
 
 
@@ -186,7 +187,7 @@ def test_input_forms(form, binary_data, tmp):
 def test_model_fitted_on_files_takes_the_decoded_arrays(
     mode, binary_data, tmp, tmp_path
 ):
-    # What the README tells users: decode with ImageLoader at the fitted size
+    # What the guide tells users: decode with ImageLoader at the fitted size
     # and mode, and feed its (n, H, W, C) uint8 array.
     X, y = binary_data
     paths = []
@@ -284,8 +285,8 @@ def test_missing_extra_names_the_install_command(fitted_binary, tmp, monkeypatch
         to_onnx(fitted_binary, tmp / "x.onnx")
 
 
-def test_readme_onnx_example_prints_what_it_claims(tmp_path, monkeypatch):
-    text = README.read_text()
+def test_guide_onnx_example_prints_what_it_claims(tmp_path, monkeypatch):
+    text = GUIDE.read_text()
     section = text[text.index("## Export to ONNX") :]
     block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     expected, after_print = [], False
@@ -298,5 +299,5 @@ def test_readme_onnx_example_prints_what_it_claims(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # it writes its .onnx file in the working folder
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(block, str(README), "exec"), {})
+        exec(compile(block, str(GUIDE), "exec"), {})
     assert out.getvalue().splitlines() == expected
