@@ -103,9 +103,8 @@ def _check_api_lists_every_public_name() -> None:
     listed = set(re.findall(r"^ {3}(\w+)\s*$", (DOCS / "api.rst").read_text(), re.M))
     public = {f"sk_mlc.{name}" for name in sk_mlc.__all__}
     public |= {f"sk_mlc.datasets.{name}" for name in sk_mlc.datasets.__all__}
-    public |= {
-        f"sk_mlc.model_selection.{name}" for name in sk_mlc.model_selection.__all__
-    }
+    for module in (sk_mlc.model_selection, sk_mlc.exceptions):
+        public |= {f"{module.__name__}.{name}" for name in module.__all__}
     missing = sorted(name for name in public if name.rsplit(".", 1)[1] not in listed)
     if missing:
         raise RuntimeError(

@@ -176,7 +176,7 @@ class CNNClassifier(ImageInputMixin, ProcessStateMixin, ClassifierMixin, BaseEst
         ones (8x8 digits, ``1 x d`` rows) alone. Pass None where a mirror
         image is not a plausible image of the same class (text, some digits,
         objects that always face one way) and for a handful of training
-        images, where flips cost accuracy in the README's benchmarks.
+        images, where flips cost accuracy in the transfer benchmark.
 
     tta : {"auto", "flip"} or None, default="auto"
         Test-time augmentation in ``predict_proba`` (and so ``predict``,

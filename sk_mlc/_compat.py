@@ -12,7 +12,7 @@ Two kinds of entries:
 * skorch hooks that sk_mlc overrides by subclassing (:data:`SKORCH_HOOKS`):
   a subclass must define a method of the same name, so the name cannot go
   through a function here. They are listed with the class that defines them,
-  and ``tests/test_compat.py`` fails when skorch renames one.
+  and ``tests/test_layout.py`` fails when skorch renames one.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ string metadata holds
 
 * ``format``: what the file is (``"sk_mlc.model"``, ``"sk_mlc.network"``),
 * ``format_version``: how to read it (:data:`FORMAT_VERSION`),
-* ``json``: the document (see ``_persist.py`` and ``_codec.py``),
+* ``json``: the document (see ``io/_save.py`` and ``io/_codec.py``),
 * ``sha256``: a SHA-256 digest of the three above and of every tensor (name,
   dtype, shape and bytes).
 

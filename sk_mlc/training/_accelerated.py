@@ -6,7 +6,7 @@ launch``, its mixed precision, gradient accumulation) and runs the training
 step in its autocast region. This module adds what sk_mlc's own loader needs:
 
 * **No ``accelerator.prepare(loader)``.** sk_mlc's loader takes whole batches
-  from a sampler that yields index arrays (``_data.py``), with
+  from a sampler that yields index arrays (``data/_batches.py``), with
   ``batch_size=None``. Accelerate's ``prepare`` rebuilds a loader from its
   ``batch_sampler``, which such a loader does not have: on one process it
   falls back to a sampler of single indices (every "batch" one image), on

@@ -1,7 +1,7 @@
 """The network: a small CNN for any image size, and the output head.
 
 The module always returns logits. Which loss and which nonlinearity go with
-them is decided by the target (see ``_targets.py``), never here.
+them is decided by the target (see ``sk_mlc/targets/``), never here.
 """
 
 from __future__ import annotations
