@@ -10,7 +10,13 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import SHARED_CONSTRAINTS, ImageInputMixin, ProcessStateMixin, shared_docs
-from ._compat import HasMethods, Interval, StrOptions, fit_context
+from ._compat import (
+    CallbackSupportMixin,
+    HasMethods,
+    Interval,
+    StrOptions,
+    fit_context,
+)
 from .data import (
     AUGMENTATIONS,
     TTA,
@@ -20,6 +26,7 @@ from .data import (
 )
 from .targets import check_threshold, partial_fit_target, resolve_target
 from .training import (
+    FitTasks,
     TrainingSpec,
     checked_weights,
     continue_network,
@@ -32,7 +39,13 @@ from .training import (
 
 
 @shared_docs
-class CNNClassifier(ImageInputMixin, ProcessStateMixin, ClassifierMixin, BaseEstimator):
+class CNNClassifier(
+    ImageInputMixin,
+    ProcessStateMixin,
+    CallbackSupportMixin,
+    ClassifierMixin,
+    BaseEstimator,
+):
     """A convolutional image classifier that reads the shape of ``y``.
 
     ``fit`` looks at the target and decides, in one place, everything that
@@ -428,6 +441,11 @@ class CNNClassifier(ImageInputMixin, ProcessStateMixin, ClassifierMixin, BaseEst
             The fitted estimator.
         """
         name = type(self).__name__
+        # scikit-learn's callbacks (sklearn.callback): the fit is a task, each
+        # epoch a subtask (training/_callbacks.py's EpochTasks).
+        context = self._init_callback_context(max_subtasks=self.max_epochs)
+        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
         images, y, inputs = self._read_images(X, y, reset=True, needs_y=True)
         target = resolve_target(y, name)
         y_encoded = target.fit_encode(y)
@@ -443,15 +461,23 @@ class CNNClassifier(ImageInputMixin, ProcessStateMixin, ClassifierMixin, BaseEst
                 images.image_shape,
                 name,
             )
+        shape = images.image_shape
+        tasks = FitTasks(
+            context,
+            self,
+            lambda net: self._fitted(inputs, shape, target, spec, net, None),
+        )
         spec = TrainingSpec.from_estimator(
-            self, target, len(images), image_shape=images.image_shape, init=init
+            self, target, len(images), image_shape=shape, init=init, tasks=tasks
         )
         sample_weight = checked_weights(sample_weight, len(images), name)
         net, weights_id = train_or_load(
             spec, images, y_encoded, sample_weight, self.memory, self.random_state
         )
-        self._set_fitted(inputs, images.image_shape, target, spec, net, weights_id)
-        self._incremental_ = False
+        vars(self).update(self._fitted(inputs, shape, target, spec, net, weights_id))
+        context.call_on_fit_task_end(
+            estimator=self, X=X, y=y, metadata=metadata, reconstruction_attributes={}
+        )
         return self
 
     @fit_context(prefer_skip_nested_validation=True)
@@ -499,24 +525,29 @@ class CNNClassifier(ImageInputMixin, ProcessStateMixin, ClassifierMixin, BaseEst
             net = self.net_ if self._incremental_ else continue_network(self.net_, spec)
         sample_weight = checked_weights(sample_weight, len(images), name)
         train_epoch(net, spec, images, y_encoded, sample_weight)
-        self._set_fitted(inputs, images.image_shape, target, spec, net, None)
-        self._incremental_ = True
+        fitted = self._fitted(inputs, images.image_shape, target, spec, net, None)
+        vars(self).update(fitted, _incremental_=True)
         return self
 
-    def _set_fitted(self, inputs, image_shape, target, spec, net, weights_id) -> None:
-        self._input_spec_ = inputs
-        self._target_ = target
-        self._weights_id_ = weights_id
-        self.classes_ = target.classes_
-        self.target_type_ = target.target_type
-        self.out_activation_ = target.out_activation
-        self.n_outputs_ = target.n_outputs
-        self.input_shape_ = tuple(image_shape)
-        self.device_ = spec.device
-        self.precision_ = spec.precision
-        self._flips_ = flips(spec.augment)
-        self.net_ = net
-        self.n_iter_ = len(net.history)
+    @staticmethod
+    def _fitted(inputs, image_shape, target, spec, net, weights_id) -> dict:
+        """The fitted attributes of a fit with ``spec`` that trained ``net``."""
+        return {
+            "_input_spec_": inputs,
+            "_target_": target,
+            "_weights_id_": weights_id,
+            "_incremental_": False,
+            "classes_": target.classes_,
+            "target_type_": target.target_type,
+            "out_activation_": target.out_activation,
+            "n_outputs_": target.n_outputs,
+            "input_shape_": tuple(image_shape),
+            "device_": spec.device,
+            "precision_": spec.precision,
+            "_flips_": flips(spec.augment),
+            "net_": net,
+            "n_iter_": len(net.history),
+        }
 
     @property
     def augment_(self):

@@ -17,6 +17,8 @@ Two kinds of entries:
 
 from __future__ import annotations
 
+import contextlib
+
 # The decorator behind scikit-learn's own ``fit`` methods: it validates
 # ``_parameter_constraints`` once and skips nested validation. There is no
 # public equivalent; ``BaseEstimator._validate_params`` alone misses the skip.
@@ -42,8 +44,40 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_method_params as check_method_params
 from sklearn.utils.validation import _check_sample_weight as check_sample_weight
 
+try:  # scikit-learn >= 1.9: the experimental callbacks API (sklearn.callback)
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # older: estimators take no callbacks; fit reports to no one
+
+    class CallbackSupportMixin:
+        """scikit-learn's mixin where it exists; here, a context reporting nothing."""
+
+        def _init_callback_context(self, *args, **kwargs):
+            return NO_CALLBACKS
+
+
+class _NoCallbacks:
+    """A ``sklearn.callback.CallbackContext`` that calls nothing: no callbacks."""
+
+    def subcontext(self, *args, **kwargs):
+        return self
+
+    def call_on_fit_task_begin(self, **kwargs):
+        return self
+
+    def call_on_fit_task_end(self, **kwargs) -> bool:
+        return False
+
+    @contextlib.contextmanager
+    def propagate_callback_context(self, sub_estimator):
+        yield
+
+
+NO_CALLBACKS = _NoCallbacks()
+
 __all__ = [
     "METADATA_REQUEST_ATTRIBUTE",
+    "NO_CALLBACKS",
+    "CallbackSupportMixin",
     "SKORCH_HOOKS",
     "TORCH_ONNX_REGISTRY_LOGGER",
     "HasMethods",

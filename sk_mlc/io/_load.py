@@ -116,10 +116,10 @@ def load(path, *, module=None, **overrides):
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     sk_mlc.save(clf, path)  # the module instance is recorded by name
-    >>> sk_mlc.load(path)
+    >>> sk_mlc.load(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: sk_mlc.load: the saved CNNClassifier needs 1 parameter(s) ...
+    sk_mlc.exceptions.MissingParameterError: sk_mlc.load: the saved ... needs 1 ...
     >>> loaded = sk_mlc.load(path, module=backbone)
     >>> bool(np.array_equal(loaded.predict(X), clf.predict(X)))
     True

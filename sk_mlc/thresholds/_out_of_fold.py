@@ -22,7 +22,7 @@ from sklearn.model_selection import StratifiedShuffleSplit, check_cv
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from .._compat import check_method_params, safe_indexing
+from .._compat import NO_CALLBACKS, check_method_params, safe_indexing
 from ..model_selection import IterativeStratifiedKFold, multilabel_train_test_split
 
 
@@ -98,6 +98,7 @@ def out_of_fold_proba(
     random_state=None,
     n_jobs: int | None = None,
     verbose: int = 0,
+    tasks=None,
 ) -> OutOfFold:
     """Fit ``estimator`` per CV split and pool its validation probabilities.
 
@@ -108,6 +109,10 @@ def out_of_fold_proba(
     matrix, None for a binary ``y``) otherwise. A prefit or frozen estimator
     is scored as is on all of ``X``. With ``refit`` a clone is fitted on all
     the data; without it, the single split's fitted clone is kept.
+
+    ``tasks`` is ``(context, caller)``: the tuner's ``sklearn.callback``
+    context and the tuner, whose callbacks see every fold's fit and the
+    refit as subtasks (into which the estimator's own tasks nest), or None.
     """
     cv_prefit = isinstance(cv, str) and cv == "prefit"
     if cv_prefit and refit:
@@ -131,14 +136,32 @@ def out_of_fold_proba(
     # which a sparse or list-of-lists y only spells.
     split_y = y if Y is None or not isinstance(splitter, _MULTILABEL) else Y
     splits = list(splitter.split(X, split_y, **(split_params or {})))
+    context, caller = tasks or (NO_CALLBACKS, None)
+    # Created here, not in the workers: a context must not change while it is
+    # pickled for one (as scikit-learn's GridSearchCV does it).
+    contexts = [context.subcontext(task_name="fold") for _ in splits]
     folds = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_fit_predict_fold)(
-            clone(estimator), X, y, train, val, fit_params, n_labels, keep=not refit
+            clone(estimator),
+            X,
+            y,
+            train,
+            val,
+            fit_params,
+            n_labels,
+            keep=not refit,
+            task=(fold_context, caller),
         )
-        for train, val in splits
+        for (train, val), fold_context in zip(splits, contexts, strict=True)
     )
     if refit:
-        fitted = clone(estimator).fit(X, y, **fit_params)
+        fitted = _fit_as_task(
+            clone(estimator),
+            X,
+            y,
+            fit_params,
+            (context.subcontext(task_name="refit"), caller),
+        )
     else:  # a single split: its fitted clone saves one more fit
         fitted = folds[0][0]
     # Pooled rather than averaged per fold: every sample counts once, and a
@@ -203,7 +226,7 @@ def _check_cv(cv, y, Y, random_state):
 
 
 def _fit_predict_fold(
-    estimator, X, y, train, val, fit_params: dict, n_labels: int, keep: bool
+    estimator, X, y, train, val, fit_params: dict, n_labels: int, keep: bool, task
 ):
     """Fit ``estimator`` on ``train``; return it (if ``keep``) and its proba on ``val``.
 
@@ -211,6 +234,23 @@ def _fit_predict_fold(
     every fold's fitted model (a whole network, say) back to the parent.
     """
     fit_params = check_method_params(X, fit_params, indices=train)
-    estimator.fit(safe_indexing(X, train), safe_indexing(y, train), **fit_params)
+    X_train, y_train = safe_indexing(X, train), safe_indexing(y, train)
+    _fit_as_task(estimator, X_train, y_train, fit_params, task)
     proba = estimator.predict_proba(safe_indexing(X, val))
     return (estimator if keep else None), positive_proba(proba, n_labels, estimator)
+
+
+def _fit_as_task(estimator, X, y, fit_params: dict, task):
+    """``estimator.fit(X, y)`` as a task of the tuner's callbacks, ``task = (context,
+    caller)``: the estimator's own task tree (its epochs) nests under it."""
+    context, caller = task
+    metadata = (
+        {"sample_weight": fit_params["sample_weight"]}
+        if ("sample_weight" in fit_params)
+        else None
+    )
+    with context.propagate_callback_context(estimator):
+        context.call_on_fit_task_begin(estimator=caller, X=X, y=y, metadata=metadata)
+        estimator.fit(X, y, **fit_params)
+        context.call_on_fit_task_end(estimator=caller, X=X, y=y, metadata=metadata)
+    return estimator

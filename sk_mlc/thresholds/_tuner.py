@@ -23,6 +23,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable, validate_data
 
 from .._compat import (
+    CallbackSupportMixin,
     HasMethods,
     Interval,
     RealNotInt,
@@ -67,7 +68,9 @@ def _estimator_has(attr: str):
     return check
 
 
-class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class ThresholdTunerCV(
+    CallbackSupportMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
+):
     """Classifier whose decision thresholds, per label or shared, are tuned by CV.
 
     ``fit`` fits a clone of ``estimator`` once per CV split, pools the
@@ -382,6 +385,10 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         routed = route(self, sample_weight, fit_params)
 
         multilabel = self.target_type_ == "multilabel-indicator"
+        # scikit-learn's callbacks (sklearn.callback): each CV split's fit and
+        # the refit are subtasks, into which the estimator's own tasks nest.
+        context = self._init_callback_context(max_subtasks=None)
+        context.call_on_fit_task_begin(estimator=self, X=X, y=y)
         oof = out_of_fold_proba(
             self.estimator,
             X,
@@ -395,6 +402,7 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             verbose=self.verbose,
+            tasks=(context, self),
         )
         self.estimator_ = oof.estimator
         # Rows of weight 0 are as good as dropped: they choose nothing.
@@ -420,6 +428,9 @@ class ThresholdTunerCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         for attr in ("n_features_in_", "feature_names_in_"):
             if hasattr(self.estimator_, attr):
                 setattr(self, attr, getattr(self.estimator_, attr))
+        context.call_on_fit_task_end(
+            estimator=self, X=X, y=y, reconstruction_attributes={}
+        )
         return self
 
     def _tune(self, Y, P, weights, folds, constraint, constant) -> None:

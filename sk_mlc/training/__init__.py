@@ -16,6 +16,7 @@
 """
 
 from ._cache import TrainingCache, memory_skipped, train_or_load
+from ._callbacks import FitTasks
 from ._fit import (
     checked_weights,
     continue_network,
@@ -39,6 +40,7 @@ __all__ = [
     "PRECISIONS",
     "RUNTIME_FIELDS",
     "ConvNet",
+    "FitTasks",
     "ResidualBlock",
     "TrainingCache",
     "TrainingSpec",

@@ -232,7 +232,7 @@ def _read_entry(
         if not isinstance(facts, dict):
             raise ValueError(f"memory: {str(entry)!r} describes no network")
         # The stored weights replace the starting ones: don't read weights= again.
-        spec = replace(spec, weights=None, init=None)
+        spec = replace(spec, weights=None, init=None, tasks=None)
         return restore(spec, images.image_shape, tensors, facts, who="memory")
     except Exception as exc:  # whatever is wrong with it, training is the fix
         if not warn:

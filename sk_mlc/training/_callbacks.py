@@ -2,7 +2,9 @@
 
 :func:`training_callbacks` lists them for a spec: :class:`FreezeBackbone` for
 ``freeze_epochs``, skorch's ``LRScheduler`` for ``lr_schedule="onecycle"``,
-skorch's ``EarlyStopping`` and ``ProgressBar``, then copies of the user's.
+skorch's ``EarlyStopping`` and ``ProgressBar``, :class:`EpochTasks` (each
+epoch a task of scikit-learn's callbacks, ``sklearn.callback``), then copies
+of the user's.
 
 The learning-rate schedule of a fine-tune is one cycle per phase. With
 ``freeze_epochs``, training has two phases: the head alone, then the whole
@@ -18,6 +20,8 @@ held-out accuracy (``benchmarks/bench_transfer.py``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from torch.optim.lr_scheduler import OneCycleLR, SequentialLR
@@ -43,6 +47,67 @@ class FreezeBackbone(Callback):
 
     def on_train_end(self, net, **kwargs):
         net.module_.freeze(False)
+
+
+class EpochTasks(Callback):
+    """Each epoch, a task of scikit-learn's callbacks (``sklearn.callback``).
+
+    ``tasks`` is the fit's :class:`FitTasks`. At every epoch's start a
+    subtask of its context begins, at its end the subtask ends: scikit-learn
+    callbacks (``ProgressBar``, ``ScoringMonitor``) see the epochs as the
+    iterations of ``fit``, nested inside ``GridSearchCV``'s or
+    ``ThresholdTunerCV``'s folds when the fit is one of theirs. A callback
+    that asks to stop (its ``on_fit_task_end`` returns True) ends training
+    after that epoch, as skorch's ``EarlyStopping`` does. The references to
+    the context and the estimator are dropped when training ends, so the
+    fitted net keeps none.
+    """
+
+    def __init__(self, tasks: FitTasks):
+        self.tasks = tasks
+
+    def initialize(self):
+        self.stopped_ = False
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self.tasks is None:  # the net trains on after its fit: no one listens
+            return
+        self.task_ = self.tasks.context.subcontext(task_name="epoch")
+        self.task_.call_on_fit_task_begin(estimator=self.tasks.estimator)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.tasks is None:
+            return
+        stop = self.task_.call_on_fit_task_end(
+            estimator=self.tasks.estimator,
+            reconstruction_attributes=lambda: self.tasks.fitted(net),
+        )
+        if stop:
+            self.stopped_ = True
+            raise KeyboardInterrupt  # skorch's way to end training early
+
+    def on_train_end(self, net, **kwargs):
+        self.tasks = self.task_ = None
+
+    def __getstate__(self):
+        # The fit's context and estimator are not the net's to carry along.
+        return {**vars(self), "tasks": None, "task_": None}
+
+
+@dataclass(frozen=True, eq=False)
+class FitTasks:
+    """scikit-learn callbacks' view of one fit: where its epochs report.
+
+    ``context`` is the fit's ``sklearn.callback.CallbackContext``,
+    ``estimator`` the estimator that fits, and ``fitted(net)`` its fitted
+    attributes with ``net`` as the network, for callbacks that want a fitted
+    estimator at an epoch's end.
+    """
+
+    context: object
+    estimator: object
+    fitted: Callable
 
 
 def phased_one_cycle(
@@ -109,6 +174,8 @@ def training_callbacks(spec: TrainingSpec, n_train: int) -> list:
         )
     if spec.verbose:
         callbacks.append(("progress", ProgressBar()))
+    if spec.tasks is not None:
+        callbacks.append(("sklearn_callbacks", EpochTasks(spec.tasks)))
     # skorch initialises (mutates) its callbacks: train on copies of the caller's.
     callbacks += [_copy_callback(callback) for callback in spec.callbacks]
     return callbacks

@@ -51,7 +51,7 @@ def train_network(
         )
         _fit(net, spec, BatchDataset(batches, y_encoded, train_index, weight))
     if spec.accelerator is not None:
-        plain = dataclasses.replace(spec, accelerator=None)
+        plain = dataclasses.replace(spec, accelerator=None, tasks=None)
         net = without_accelerator(
             net, lambda module, criterion: build_net(plain, module, criterion=criterion)
         )

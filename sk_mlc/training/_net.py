@@ -153,9 +153,11 @@ class Net(NeuralNet):
             raise Interrupted from exc
 
     def _stopped_early(self) -> bool:
+        # EarlyStopping, or a scikit-learn callback (_callbacks.EpochTasks).
         return any(
             isinstance(callback, EarlyStopping)
             and callback.misses_ >= callback.patience
+            or getattr(callback, "stopped_", False)
             for _, callback in self.callbacks_
         )
 

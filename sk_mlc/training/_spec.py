@@ -36,7 +36,7 @@ _EARLY_STOPPING_FRACTION = 0.1
 IMAGENET_STATISTICS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 # Fields that change how training runs, never what it computes: not in the key.
-RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name", "accelerator"})
+RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name", "accelerator", "tasks"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,9 @@ class TrainingSpec:
     num_workers: int
     name: str  # the estimator's, for error messages
     accelerator: object  # accelerate.Accelerator or None: process state, not data
+    # Where each epoch reports to scikit-learn's callbacks (_callbacks.FitTasks),
+    # or None: what the fit shows while it runs, not what it computes.
+    tasks: object = None
 
     @classmethod
     def from_estimator(
@@ -96,6 +99,7 @@ class TrainingSpec:
         image_shape: tuple[int, int, int],
         init: Weights | None = None,
         incremental: bool = False,
+        tasks=None,
     ):
         """Resolve and check ``estimator``'s training parameters.
 
@@ -185,6 +189,7 @@ class TrainingSpec:
             num_workers=estimator.num_workers,
             name=name,
             accelerator=estimator.accelerator,
+            tasks=tasks,
         )
 
     def key_fields(self) -> dict:
