@@ -20,6 +20,7 @@ The package is laid out by concern (``data/``, ``training/``, ``targets/``,
 """
 
 from . import exceptions as exceptions
+from . import losses as losses
 from . import model_selection as model_selection
 from ._classifier import CNNClassifier
 from ._version import __version__ as __version__

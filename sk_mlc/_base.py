@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections.abc import Mapping
 from numbers import Integral
 
@@ -24,8 +23,10 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from ._compat import Interval, StrOptions
-from .data import MODES, InputSpec, read_images
-from .training import PRECISIONS
+from ._docs import fill_docs
+from .data import AUGMENT_DOCS, MODES, InputSpec, read_images
+from .targets import DECISION_DOCS
+from .training import PRECISIONS, TRAINING_DOCS
 
 LAYOUTS = ("auto", "NHWC", "NCHW")
 
@@ -252,23 +253,7 @@ class ProcessStateMixin:
         return {**state, **dict.fromkeys(held)} if held else state
 
 
-_PLACEHOLDER = re.compile(r"^( *)%\((\w+)\)s$", re.M)
-
-
 def shared_docs(cls):
-    """Fill the ``%(name)s`` lines of ``cls``'s and its methods' docstrings.
-
-    Each such line becomes the entry of :data:`SHARED_DOCS`, at the line's
-    indentation.
-    """
-
-    def entry(match: re.Match) -> str:
-        indent, name = match.groups()
-        text = SHARED_DOCS[name]
-        return "\n".join(indent + line if line else line for line in text.split("\n"))
-
-    cls.__doc__ = _PLACEHOLDER.sub(entry, cls.__doc__)
-    for member in vars(cls).values():
-        if callable(member) and getattr(member, "__doc__", None):
-            member.__doc__ = _PLACEHOLDER.sub(entry, member.__doc__)
-    return cls
+    """Fill ``cls``'s ``%(name)s`` lines: :data:`SHARED_DOCS` and the docs of
+    the parameters that ``targets/``, ``data/`` and ``training/`` resolve."""
+    return fill_docs(SHARED_DOCS, DECISION_DOCS, AUGMENT_DOCS, TRAINING_DOCS)(cls)

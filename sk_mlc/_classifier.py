@@ -24,7 +24,15 @@ from .data import (
     resolve_augment,
     resolve_tta,
 )
-from .targets import check_threshold, partial_fit_target, resolve_target
+from .targets import (
+    CARDINALITY_CONSTRAINTS,
+    KnownScoreMixin,
+    LossSpec,
+    check_cardinality,
+    check_threshold,
+    partial_fit_target,
+    resolve_target,
+)
 from .training import (
     FitTasks,
     TrainingSpec,
@@ -43,6 +51,7 @@ class CNNClassifier(
     ImageInputMixin,
     ProcessStateMixin,
     CallbackSupportMixin,
+    KnownScoreMixin,
     ClassifierMixin,
     BaseEstimator,
 ):
@@ -62,7 +71,10 @@ class CNNClassifier(
     ``predict`` returns ``classes_[p >= threshold]`` for binary targets, the
     argmax class for multiclass targets, and the indicator matrix
     ``p >= threshold`` (per label, in ``y``'s dtype, sparse if ``y`` was) for
-    multi-label targets. The comparison is always ``>=``. The training engine
+    multi-label targets, within ``min_labels`` and ``max_labels`` per row. A
+    multi-label ``y`` may mark entries nobody annotated with NaN (target type
+    "multilabel-indicator-with-unknowns"): the loss leaves them out, and
+    ``predict`` decides them. The comparison is always ``>=``. The training engine
     is a :class:`skorch.NeuralNet`, kept as ``net_``.
 
     Parameters
@@ -75,32 +87,15 @@ class CNNClassifier(
 
     %(residual)s
 
-    dropout : float, default=0.1
-        Dropout before the output layer.
+    %(dropout)s
 
     %(weights)s
 
-    freeze_epochs : int, default=0
-        The first ``freeze_epochs`` of the ``max_epochs`` train only the head:
-        the backbone runs without autograd, in eval mode (its BatchNorm
-        statistics do not move), which makes those epochs several times
-        cheaper. The remaining epochs fine-tune everything.
-        ``freeze_epochs >= max_epochs`` is a linear probe. With
-        ``lr_schedule="onecycle"``, each phase gets its own one-cycle
-        schedule (as fastai's ``fine_tune``): the head alone warms up and
-        anneals, then the whole network does. Used with
-        ``weights``; epochs count over the network's life, so ``partial_fit``
-        calls freeze for as long as the first epochs of ``fit`` would.
+    %(freeze_epochs)s
 
     %(normalize)s
 
-    warm_start : bool, default=False
-        When True and the estimator is fitted, ``fit`` continues training the
-        fitted network (a fresh optimizer and schedule over ``max_epochs``)
-        instead of starting anew; ``y`` must have the same classes (or
-        labels) and the images the same shape, else a ``ValueError``.
-        ``weights`` is then not read. With ``memory``, the cache key holds the
-        network it started from.
+    %(warm_start)s
 
     threshold : float or array-like of shape (n_labels,), default=0.5
         Decision threshold on the positive-class probability for binary and
@@ -110,20 +105,15 @@ class CNNClassifier(
         tuning it (with ``memory``, or :class:`ThresholdTunerCV`) needs no
         retraining.
 
-    label_smoothing : float in [0, 1), default=0.0
-        Moves the training targets towards the uniform distribution:
-        cross-entropy's ``label_smoothing`` for multiclass targets, and
-        targets ``y (1 - e) + e / 2`` in the binary cross-entropy of binary
-        and multi-label targets. It discourages over-confident logits, which
-        pays over long trainings; probabilities then stay inside
-        ``[e / 2, 1 - e / 2]`` on the training data.
+    %(min_labels)s
 
-    class_weight : "balanced", dict, array-like or None, default=None
-        Class weights in the loss. For 1-D targets: "balanced" or a dict
-        ``{class label: weight}``; for binary targets this becomes BCE's
-        ``pos_weight = w_pos / w_neg``. For multi-label targets: "balanced"
-        (``pos_weight = n_negative / n_positive`` per label), a dict
-        ``{label index: weight}`` or an array of one positive weight per label.
+    %(max_labels)s
+
+    %(loss)s
+
+    %(label_smoothing)s
+
+    %(class_weight)s
 
     %(image_shape)s
 
@@ -133,121 +123,43 @@ class CNNClassifier(
 
     %(image_mode)s
 
-    max_epochs : int, default=14
-        Number of passes over the training data (``fit``; each ``partial_fit``
-        call is one pass).
+    %(max_epochs)s
 
-    batch_size : int or "auto", default="auto"
-        Images per training and prediction batch. "auto" is 128, lowered on
-        small training sets to keep about 10 batches per epoch (never below
-        8), so that a few hundred images still get enough optimizer steps.
-        At least 2 for training (batch normalisation needs two images); a
-        last batch of a single image is merged into the one before it.
+    %(batch_size)s
 
-    lr : float, default=3e-3
-        Learning rate (the peak of the one-cycle schedule).
+    %(lr)s
 
-    lr_schedule : {"onecycle", "constant"}, default="onecycle"
-        "onecycle" warms the learning rate up and anneals it over
-        ``max_epochs`` (``torch.optim.lr_scheduler.OneCycleLR``, stepped per
-        batch); "constant" keeps ``lr``. ``partial_fit`` always trains at the
-        constant ``lr`` (an open-ended series of calls has no end to anneal
-        towards); lower ``lr`` with ``set_params`` to fine-tune gently.
+    %(lr_schedule)s
 
-    optimizer : type, default=torch.optim.AdamW
-        A ``torch.optim.Optimizer`` class (or a callable like it, e.g. a
-        ``functools.partial`` carrying extra arguments).
+    %(optimizer)s
 
-    weight_decay : float, default=1e-2
-        Weight decay passed to the optimizer.
+    %(weight_decay)s
 
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (0.1 when it is
-        None), stop when the validation loss has not improved for
-        ``n_iter_no_change`` epochs and restore the best weights.
+    %(early_stopping)s
 
-    validation_fraction : float or None, default=None
-        Share of the training data held out as a validation set (stratified
-        for 1-D targets when every class has two samples; for
-        multi-label targets by iterative stratification, so that every label
-        keeps its rate). skorch reports ``valid_loss`` on it every epoch, and
-        skorch callbacks that need a validation set (``EpochScoring(...,
-        on_train=False)``, ``Checkpoint``, ``EarlyStopping``) work with it,
-        with or without ``early_stopping``. None holds nothing out, unless
-        ``early_stopping`` (then 0.1).
+    %(validation_fraction)s
 
-    n_iter_no_change : int, default=3
-        Patience of early stopping, in epochs.
+    %(n_iter_no_change)s
 
-    augment : {"auto", "flip", "shift", "flip+shift"}, callable or None, \
-            default="auto"
-        Augmentation of training batches: random left-right flips, random
-        shifts of up to 1/8 of the image side, or both; or a callable
-        ``f(X, generator) -> X`` on a float ``(n, C, H, W)`` tensor that draws
-        its randomness from ``generator``. "auto" flips images at least 16
-        pixels high and wide (photographs, Fashion-MNIST) and leaves smaller
-        ones (8x8 digits, ``1 x d`` rows) alone. Pass None where a mirror
-        image is not a plausible image of the same class (text, some digits,
-        objects that always face one way) and for a handful of training
-        images, where flips cost accuracy in the transfer benchmark.
+    %(augment)s
 
-    tta : {"auto", "flip"} or None, default="auto"
-        Test-time augmentation in ``predict_proba`` (and so ``predict``,
-        ``ThresholdTunerCV`` and the ONNX export): "flip" averages the
-        probabilities of each image and of its mirror image, at twice the
-        cost of a forward pass. "auto" is "flip" when training flipped
-        images (``augment`` resolved to "flip" or "flip+shift"), else None.
-        A prediction-time setting: it does not change training, so it can
-        be changed on a fitted model (``tta_`` is the one in use).
+    %(tta)s
 
-    callbacks : list or None, default=None
-        Extra skorch callbacks (instances or ``(name, callback)`` pairs),
-        copied and passed to the ``NeuralNet`` (deep copies; a callback that
-        cannot be deep-copied, such as ``TensorBoard``, is re-created from
-        its parameters and shares them). ``EpochScoring`` takes scorer names
-        of labels ("accuracy", "f1", "f1_micro", ...): the net's ``predict``
-        returns encoded decisions at threshold 0.5 (argmax for multiclass).
-        An ``LRScheduler`` needs ``lr_schedule="constant"`` (two schedules
-        would stack). Callbacks run while a network trains: a fit served by
-        ``memory`` runs none of them.
+    %(callbacks)s
 
     %(device)s
 
     %(precision)s
 
-    accelerator : accelerate.Accelerator or None, default=None
-        Trains through Hugging Face Accelerate (skorch's
-        ``skorch.hf.AccelerateMixin``), so that ``accelerate launch`` runs
-        data parallel training on several GPUs or machines; its device and
-        ``mixed_precision`` are used (``device`` and ``precision`` stay
-        "auto"). Validation and prediction run whole on every process. It is
-        process state, not a setting: ``clone`` shares it, it is not in
-        ``memory``'s key, and the fitted network does not keep it. Needs the
-        optional extra ``accelerate``; the guide's page on GPUs says more.
+    %(accelerator)s
 
     %(num_workers)s
 
-    memory : str, joblib.Memory or None, default=None
-        Cache of trained networks (as ``Pipeline``'s ``memory``): a folder,
-        or a ``joblib.Memory`` whose ``location`` is used. A fit whose
-        training parameters, data, seed and sk_mlc code match an earlier one
-        loads that network instead of training again; ``threshold``,
-        ``tta``, ``verbose``, ``memory`` and ``num_workers`` are not part of
-        the key, so a search over them trains once per fold. Entries are
-        sealed safetensors files, never pickles (a corrupt or crafted one is
-        ignored with a warning), shared safely between processes (one
-        training per network, on a lock file); only ``fit`` touches the
-        folder. Needs an int ``random_state`` (with None it is skipped with a
-        warning). The guide's page on tuning thresholds says more.
+    %(memory)s
 
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout, augmentation and the
-        validation split. The same seed gives the same probabilities. Torch's
-        global random state is left as it was.
+    %(random_state)s
 
-    verbose : int, default=0
-        0 is silent; 1 or more prints skorch's table of epochs and a progress
-        bar of the batches of each epoch.
+    %(verbose)s
 
     Attributes
     ----------
@@ -320,6 +232,8 @@ class CNNClassifier(
         "warm_start": ["boolean"],
         "threshold": [Interval(Real, 0, 1, closed="both"), "array-like"],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        **CARDINALITY_CONSTRAINTS,
+        "loss": [StrOptions({"auto", "bce", "focal", "asl"}), LossSpec],
         "class_weight": [StrOptions({"balanced"}), dict, "array-like", None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [
@@ -355,6 +269,9 @@ class CNNClassifier(
         normalize="auto",
         warm_start=False,
         threshold=0.5,
+        min_labels=0,
+        max_labels=None,
+        loss="auto",
         label_smoothing=0.0,
         class_weight=None,
         image_shape=None,
@@ -391,6 +308,9 @@ class CNNClassifier(
         self.normalize = normalize
         self.warm_start = warm_start
         self.threshold = threshold
+        self.min_labels = min_labels
+        self.max_labels = max_labels
+        self.loss = loss
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
         self.image_shape = image_shape
@@ -451,6 +371,7 @@ class CNNClassifier(
         y_encoded = target.fit_encode(y)
         if target.uses_threshold:
             check_threshold(self.threshold, target.n_labels, name)
+        check_cardinality(self.min_labels, self.max_labels, target, name)
         init = None
         if self.warm_start and hasattr(self, "net_"):
             init = warm_start_weights(
@@ -610,14 +531,13 @@ class CNNClassifier(
             matrix in ``y``'s dtype (a sparse CSR matrix if ``y`` was sparse).
         """
         check_is_fitted(self)
-        target = self._target_
+        target, name = self._target_, type(self).__name__
         threshold = None
         if target.uses_threshold:
-            # threshold may have changed through set_params since fit.
-            threshold = check_threshold(
-                self.threshold, target.n_labels, type(self).__name__
-            )
-        return target.decide(target.positive(self.predict_proba(X)), threshold)
+            # The prediction-time settings may have changed through set_params.
+            threshold = check_threshold(self.threshold, target.n_labels, name)
+        bounds = check_cardinality(self.min_labels, self.max_labels, target, name)
+        return target.decide(target.positive(self.predict_proba(X)), threshold, *bounds)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -17,9 +17,7 @@ from sk_mlc._compat import SKORCH_HOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "sk_mlc"
-MAX_LINES = (
-    650  # "about 600": the classifier, mostly its parameter docs, is the largest
-)
+MAX_LINES = 600
 
 
 def _imports(path: Path):

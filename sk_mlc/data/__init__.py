@@ -12,6 +12,7 @@
 """
 
 from ._augment import (
+    AUGMENT_DOCS,
     AUGMENTATIONS,
     TTA,
     Augmenter,
@@ -39,6 +40,7 @@ from ._loader import ImageLoader
 
 __all__ = [
     "AUGMENTATIONS",
+    "AUGMENT_DOCS",
     "MODES",
     "MODE_BY_CHANNELS",
     "TTA",

@@ -15,6 +15,32 @@ AUGMENTATIONS = ("flip", "shift", "flip+shift")
 # Test-time augmentations (predict_proba averages over the views).
 TTA = ("flip",)
 
+# The docs of the estimator parameters these rules resolve (``%(name)s``
+# lines in CNNClassifier's docstring, filled by sk_mlc._docs.fill_docs).
+AUGMENT_DOCS = {
+    "augment": """\
+augment : {"auto", "flip", "shift", "flip+shift"}, callable or None, \
+        default="auto"
+    Augmentation of training batches: random left-right flips, random
+    shifts of up to 1/8 of the image side, or both; or a callable
+    ``f(X, generator) -> X`` on a float ``(n, C, H, W)`` tensor that draws
+    its randomness from ``generator``. "auto" flips images at least 16
+    pixels high and wide (photographs, Fashion-MNIST) and leaves smaller
+    ones (8x8 digits, ``1 x d`` rows) alone. Pass None where a mirror
+    image is not a plausible image of the same class (text, some digits,
+    objects that always face one way) and for a handful of training
+    images, where flips cost accuracy in the transfer benchmark.""",
+    "tta": """\
+tta : {"auto", "flip"} or None, default="auto"
+    Test-time augmentation in ``predict_proba`` (and so ``predict``,
+    ``ThresholdTunerCV`` and the ONNX export): "flip" averages the
+    probabilities of each image and of its mirror image, at twice the
+    cost of a forward pass. "auto" is "flip" when training flipped
+    images (``augment`` resolved to "flip" or "flip+shift"), else None.
+    A prediction-time setting: it does not change training, so it can
+    be changed on a fitted model (``tta_`` is the one in use).""",
+}
+
 # augment="auto" flips images at least this many pixels high and wide:
 # photographs and Fashion-MNIST's 28x28 items, not 8x8 digits or 1 x d rows.
 _AUTO_FLIP_MIN_SIDE = 16

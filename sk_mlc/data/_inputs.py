@@ -353,18 +353,31 @@ def _read_files(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
         if hasattr(estimator, "feature_names_in_"):
             del estimator.feature_names_in_  # from an earlier fit on a DataFrame
     if y is not None:
-        y = check_array(
-            y, accept_sparse="csr", ensure_2d=False, dtype=None, input_name="y"
-        )
+        y = _check_y(y)
         check_consistent_length(lazy, y)
     return images, y
+
+
+def _check_y(y):
+    """``y`` as scikit-learn's validation leaves it, NaN allowed.
+
+    A 2-D y may be a multi-hot matrix with unknown entries (NaN); what NaN
+    means, and where it is an error, is the target table's to say
+    (``sk_mlc/targets/``). Infinity is refused here.
+    """
+    return check_array(
+        y,
+        accept_sparse="csr",
+        ensure_2d=False,
+        dtype=None,
+        input_name="y",
+        ensure_all_finite="allow-nan",
+    )
 
 
 def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
     """Arrays and flat rows; scikit-learn validates a flat view of them."""
     name = type(estimator).__name__
-    # y may be 2-D (multi-hot) and sparse; its meaning is decided in _targets.
-    xy = {} if y is None else {"y": y, "multi_output": True}
     if not sp.issparse(X) and not hasattr(X, "ndim"):
         try:
             X = np.asarray(X)
@@ -387,13 +400,15 @@ def _read_array(estimator, X, y, spec: InputSpec, reset: bool, expected_shape):
         # scikit-learn's checks of dtype, NaN/inf, emptiness and n_features apply.
         X = X.reshape(len(X), int(np.prod(shape[1:])))
     if reset or (spec.mode is None and spec.size is None):
-        flat = validate_data(estimator, X, reset=reset, dtype="numeric", **xy)
+        flat = validate_data(estimator, X, reset=reset, dtype="numeric")
     else:
         # Converting channels or size is what lets an input with another
         # number of features in: the converted shape is checked instead.
         flat = check_array(X, dtype="numeric", estimator=estimator, input_name="X")
     if y is not None:
-        flat, y = flat
+        # y may be 2-D (multi-hot), sparse, with NaN: the target table decides.
+        y = _check_y(y)
+        check_consistent_length(flat, y)
     _check_float32_range(flat, name)
     if len(shape) > 2:
         sample_shape = tuple(shape[1:])

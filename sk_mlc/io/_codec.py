@@ -50,7 +50,7 @@ from .._classifier import CNNClassifier
 from .._messages import describe
 from ..data import InputSpec, random_flip, random_shift
 from ..exceptions import DisallowedContentError
-from ..targets import TARGETS, Target
+from ..targets import LOSSES, TARGETS, Target
 from ..thresholds import ThresholdTunerCV
 from ..training import ConvNet, ResidualBlock
 
@@ -84,6 +84,9 @@ _SPLITTERS = frozenset(
         "StratifiedShuffleSplit",
     )
 )
+# Instances a file may hold by their parameters (``__object__``): the CV
+# splitters, and the specs of ``CNNClassifier(loss=...)``.
+_OBJECTS = _SPLITTERS | frozenset(LOSSES.values())
 _ROOTS = ("torch", "sk_mlc")
 
 # What files saved by the flat layout (every module directly under sk_mlc/,
@@ -194,7 +197,7 @@ def encode(value, tensors: dict | None = None, name: str = "array"):
         except ValueError:
             raise Unstorable(describe(value)) from None
         return {"__import__": import_path(value)}
-    if type(value) in _SPLITTERS:
+    if type(value) in _OBJECTS:
         return {"__object__": _encode_object(value, tensors, name)}
     raise Unstorable(describe(value))
 
@@ -370,7 +373,7 @@ def _decode_partial(body, tensors) -> functools.partial:
 def _decode_object(body, tensors):
     _expect(body, dict, "__object__")
     cls = allowed(body.get("class"))
-    if cls not in _SPLITTERS:
+    if cls not in _OBJECTS:
         raise ValueError(f"{body.get('class')!r} is not a class sk_mlc rebuilds")
     params = decode(body.get("params"), tensors)
     _check_kwargs(params, cls)

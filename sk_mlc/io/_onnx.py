@@ -216,9 +216,10 @@ def _append_decision(model, parts: ServingParts) -> None:
         )
         return f"label.{name}"
 
-    if target.target_type == "multilabel-indicator":
+    if target.multilabel:
         thresholds = constant("thresholds", _float32_at_least(parts.thresholds))
         positive = node("GreaterOrEqual", [_PROBA, thresholds], "positive")
+        positive = _cardinality(graph, constant, positive, parts)
         dtype = np.dtype(target.dtype_)
         graph.node.append(
             helper.make_node(
@@ -271,6 +272,69 @@ def _append_decision(model, parts: ServingParts) -> None:
             _LABEL, helper.np_dtype_to_tensor_dtype(classes.dtype), [batch]
         )
     )
+
+
+def _cardinality(graph, constant, positive: str, parts: ServingParts) -> str:
+    """The decisions ``positive`` with ``min_labels`` and ``max_labels`` applied.
+
+    The graph of ``targets/_decisions.apply_cardinality``: each label's rank
+    among a row's candidates by descending probability comes from ``TopK``
+    (which ranks equal values by lower index first, as the NumPy rule does)
+    and ``ScatterElements``; a row short of ``min_labels`` switches on its
+    best-ranked others, a row over ``max_labels`` keeps its best-ranked.
+    """
+    from onnx import TensorProto, helper
+
+    if not parts.min_labels and parts.max_labels is None:
+        return positive
+    k = len(parts.target.classes_)
+
+    def node(op: str, inputs: list[str], name: str, outputs=1, **attributes):
+        names = [f"label.{name}"] + [f"label.{name}.{i}" for i in range(1, outputs)]
+        graph.node.append(
+            helper.make_node(op, inputs, names, f"label/{name}", **attributes)
+        )
+        return names[0] if outputs == 1 else names
+
+    shape = node("Shape", [_PROBA], "shape")
+    positions = node(
+        "Expand",
+        [constant("range", np.arange(k, dtype=np.int64)[None, :]), shape],
+        "positions",
+    )
+    zeros = node("Mul", [positions, constant("zero", np.array(0, np.int64))], "zeros")
+    below = constant("below", np.array(-2.0, dtype=np.float32))  # below any p
+    size = constant("k", np.array([k], dtype=np.int64))
+
+    def rank(among: str, tag: str) -> str:
+        """Each label's rank among ``among`` by descending p (float32)."""
+        scores = node("Where", [among, _PROBA, below], f"{tag}.scores")
+        _, order = node(
+            "TopK", [scores, size], f"{tag}.top", outputs=2, axis=1, largest=1
+        )
+        ranks = node(
+            "ScatterElements", [zeros, order, positions], f"{tag}.rank", axis=1
+        )
+        return node("Cast", [ranks], f"{tag}.rank_float", to=TensorProto.FLOAT)
+
+    if parts.min_labels:
+        on = node("Cast", [positive], "min.on", to=TensorProto.FLOAT)
+        ones = constant("ones", np.ones((k, 1), dtype=np.float32))
+        count = node("MatMul", [on, ones], "min.count")
+        wanted = constant("min_labels", np.array(parts.min_labels, np.float32))
+        short = node("Sub", [wanted, count], "min.short")
+        deficit = node(
+            "Max", [short, constant("nil", np.array(0, np.float32))], "min.deficit"
+        )
+        off = node("Not", [positive], "min.off")
+        switched = node("Less", [rank(off, "min"), deficit], "min.switched")
+        turn_on = node("And", [off, switched], "min.turn_on")
+        positive = node("Or", [positive, turn_on], "min.decided")
+    if parts.max_labels is not None:
+        limit = constant("max_labels", np.array(parts.max_labels, np.float32))
+        kept = node("Less", [rank(positive, "max"), limit], "max.kept")
+        positive = node("And", [positive, kept], "max.decided")
+    return positive
 
 
 def _check_against(model, classifier: CNNClassifier, inputs: ServingInput, ort):

@@ -19,7 +19,7 @@ from torch import nn
 
 from .._classifier import CNNClassifier
 from ..data import tta_proba
-from ..targets import Target, check_threshold
+from ..targets import Target, check_cardinality, check_threshold
 from ..thresholds import ThresholdTunerCV
 
 # The caller named in messages.
@@ -30,14 +30,17 @@ NAME = "to_onnx"
 class ServingParts:
     """What ``predict`` uses: the classifier, the target that decides, the thresholds.
 
-    ``thresholds`` is None for targets decided by argmax. A
-    :class:`~sk_mlc.ThresholdTunerCV` contributes its ``estimator_`` and its
-    tuned thresholds; a :class:`~sk_mlc.CNNClassifier` its own.
+    ``thresholds`` is None for targets decided by argmax; ``min_labels`` and
+    ``max_labels`` bound a multi-label row's count. A
+    :class:`~sk_mlc.ThresholdTunerCV` contributes its ``estimator_``, its
+    tuned thresholds and its bounds; a :class:`~sk_mlc.CNNClassifier` its own.
     """
 
     classifier: CNNClassifier
     target: Target
     thresholds: np.ndarray | None
+    min_labels: int = 0
+    max_labels: int | None = None
 
 
 def serving_parts(estimator, caller: str = NAME) -> ServingParts:
@@ -58,8 +61,12 @@ def serving_parts(estimator, caller: str = NAME) -> ServingParts:
             )
         _check_fitted(inner, caller)
         # The tuner's own target decides (its y's dtype and sparsity).
+        target = estimator._target_
+        bounds = check_cardinality(
+            estimator.min_labels, estimator.max_labels, target, "ThresholdTunerCV"
+        )
         return ServingParts(
-            inner, estimator._target_, np.asarray(estimator.best_thresholds_)
+            inner, target, np.asarray(estimator.best_thresholds_), *bounds
         )
     if not isinstance(estimator, CNNClassifier):
         raise TypeError(
@@ -67,13 +74,12 @@ def serving_parts(estimator, caller: str = NAME) -> ServingParts:
             f"{type(estimator).__name__}."
         )
     _check_fitted(estimator, caller)
-    target = estimator._target_
+    target, name = estimator._target_, type(estimator).__name__
     thresholds = None
     if target.uses_threshold:
-        thresholds = check_threshold(
-            estimator.threshold, target.n_labels, type(estimator).__name__
-        )
-    return ServingParts(estimator, target, thresholds)
+        thresholds = check_threshold(estimator.threshold, target.n_labels, name)
+    bounds = check_cardinality(estimator.min_labels, estimator.max_labels, target, name)
+    return ServingParts(estimator, target, thresholds, *bounds)
 
 
 def _check_fitted(classifier: CNNClassifier, caller: str) -> None:

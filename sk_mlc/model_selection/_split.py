@@ -30,19 +30,24 @@ _TIE_SEED = 0
 
 
 def _indicator(y) -> np.ndarray:
-    """``y`` as a dense ``(n_samples, n_labels)`` bool matrix (1-D: one label)."""
+    """``y``'s known positives, a dense ``(n_samples, n_labels)`` bool matrix.
+
+    1-D: one label. NaN marks an unknown entry (a multi-label y with
+    unknowns): it is not a positive, so rows are dealt by their known ones.
+    """
     if hasattr(y, "toarray"):
         y = y.toarray()
     y = np.asarray(y)
     if y.ndim == 1:
         y = y.reshape(-1, 1)
-    if y.ndim != 2 or not np.isin(y, (0, 1)).all():
+    known = ~np.isnan(y) if y.dtype.kind == "f" else np.ones(y.shape, dtype=bool)
+    if y.ndim != 2 or not np.isin(y[known], (0, 1)).all():
         raise ValueError(
             "Iterative stratification needs a 0/1 indicator matrix of shape "
-            f"(n_samples, n_labels); got an array of shape {y.shape} with values "
-            f"{np.unique(y)[:5].tolist()}."
+            f"(n_samples, n_labels) (NaN for unknown entries); got an array of "
+            f"shape {y.shape} with values {np.unique(y)[:5].tolist()}."
         )
-    return y.astype(bool)
+    return y == 1
 
 
 def _deal(Y: np.ndarray, fractions: np.ndarray, rng) -> np.ndarray:

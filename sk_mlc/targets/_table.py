@@ -25,7 +25,8 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import column_or_1d
 
 from ._class_weights import check_class_weight_1d, class_weights, per_label_weights
-from ._losses import bce
+from ._decisions import apply_cardinality
+from ._losses import LossSpec, resolve_loss
 
 _SUPPORTED = (
     "'binary', 'multiclass' or 'multilabel-indicator' targets: 1-D class labels "
@@ -57,6 +58,10 @@ class Target:
     target_type: str
     out_activation: str
     uses_threshold: bool
+    # A 2-D indicator target (with or without unknown entries).
+    multilabel: bool = False
+    # Entries of y may be NaN: not annotated, left out of the loss and scores.
+    has_unknowns: bool = False
 
     classes_: np.ndarray
 
@@ -110,14 +115,22 @@ class Target:
         """Raise a ``ValueError`` naming ``name`` if ``class_weight`` cannot apply."""
         check_class_weight_1d(class_weight, self.classes_, name)
 
+    def check_loss(self, loss, name: str) -> LossSpec | None:
+        """``loss`` as a spec for this kind (None: cross-entropy), or raise."""
+        return resolve_loss(loss)
+
     def criterion(
-        self, class_weight, y_encoded: np.ndarray, label_smoothing: float = 0.0
+        self,
+        class_weight,
+        y_encoded: np.ndarray,
+        label_smoothing: float = 0.0,
+        loss: LossSpec | None = None,
     ) -> torch.nn.Module:
-        """The loss; ``class_weight`` was checked by :meth:`check_class_weight`.
+        """The loss; ``class_weight`` and ``loss`` were checked by this kind.
 
         ``label_smoothing`` moves the targets towards the uniform distribution
-        (cross-entropy's own ``label_smoothing``) or towards 1/2 (binary
-        cross-entropy, :class:`SmoothedBCEWithLogitsLoss`).
+        (cross-entropy's own ``label_smoothing``) or towards 1/2 (the sigmoid
+        losses, ``_losses.py``). ``loss`` is a sigmoid target's loss spec.
         """
         raise NotImplementedError
 
@@ -144,8 +157,12 @@ class Target:
         """
         return proba
 
-    def decide(self, positive: np.ndarray, threshold: np.ndarray | None):
-        """Predictions from the ``(n, n_labels)`` matrix of :meth:`positive`."""
+    def decide(self, positive: np.ndarray, threshold, min_labels=0, max_labels=None):
+        """Predictions from the ``(n, n_labels)`` matrix of :meth:`positive`.
+
+        ``min_labels`` and ``max_labels`` (checked by
+        ``_decisions.check_cardinality``) bound a multi-label row's count.
+        """
         raise NotImplementedError
 
 
@@ -173,14 +190,14 @@ class _BinaryTarget(Target):
     def _encoded(self, indices):
         return indices.astype(np.float32)[:, None]
 
-    def criterion(self, class_weight, y_encoded, label_smoothing=0.0):
+    def criterion(self, class_weight, y_encoded, label_smoothing=0.0, loss=None):
         pos_weight = None
         if class_weight is not None:
             # BCE weighs positives by w1 and negatives by w0; only the ratio
             # w1 / w0 changes the optimum, and that is exactly ``pos_weight``.
             w0, w1 = class_weights(class_weight, self.classes_, y_encoded.ravel())
             pos_weight = torch.tensor([w1 / w0], dtype=torch.float32)
-        return bce(pos_weight, label_smoothing)
+        return resolve_loss(loss).module(pos_weight, label_smoothing, unknowns=False)
 
     activation = staticmethod(sigmoid)
     encoded_decision = staticmethod(at_one_half)
@@ -192,7 +209,7 @@ class _BinaryTarget(Target):
     def positive(self, proba):
         return proba[:, 1:]
 
-    def decide(self, positive, threshold):
+    def decide(self, positive, threshold, min_labels=0, max_labels=None):
         return self.classes_[(positive[:, 0] >= threshold[0]).astype(np.intp)]
 
 
@@ -210,7 +227,16 @@ class _MulticlassTarget(Target):
     def _encoded(self, indices):
         return indices.astype(np.int64)
 
-    def criterion(self, class_weight, y_encoded, label_smoothing=0.0):
+    def check_loss(self, loss, name):
+        if not (isinstance(loss, str) and loss == "auto"):
+            raise ValueError(
+                f"{name}: loss={loss!r} is a loss for sigmoid outputs (binary and "
+                "multi-label targets); this y is multiclass, which trains a "
+                "softmax with cross-entropy. Leave loss='auto'."
+            )
+        return None
+
+    def criterion(self, class_weight, y_encoded, label_smoothing=0.0, loss=None):
         weight = None
         if class_weight is not None:
             weights = class_weights(class_weight, self.classes_, y_encoded)
@@ -220,7 +246,7 @@ class _MulticlassTarget(Target):
     activation = staticmethod(softmax)
     encoded_decision = staticmethod(argmax)
 
-    def decide(self, positive, threshold):
+    def decide(self, positive, threshold, min_labels=0, max_labels=None):
         return self.classes_[positive.argmax(axis=1)]
 
 
@@ -230,6 +256,7 @@ class _MultilabelTarget(Target):
     target_type = "multilabel-indicator"
     out_activation = "sigmoid"
     uses_threshold = True
+    multilabel = True
 
     @property
     def n_outputs(self) -> int:
@@ -268,11 +295,12 @@ class _MultilabelTarget(Target):
         self.check_y(dense, name)
         return dense.astype(np.float32)
 
-    def criterion(self, class_weight, y_encoded, label_smoothing=0.0):
+    def criterion(self, class_weight, y_encoded, label_smoothing=0.0, loss=None):
         pos_weight = None
         if isinstance(class_weight, str):  # "balanced"
-            n_pos = y_encoded.sum(axis=0)
-            n_neg = len(y_encoded) - n_pos
+            # Known entries only: an unknown (NaN) entry is neither.
+            n_pos = (y_encoded == 1).sum(axis=0)
+            n_neg = (y_encoded == 0).sum(axis=0)
             # A label that is never (or always) present has no ratio to balance.
             ratio = np.where(
                 (n_pos > 0) & (n_neg > 0), n_neg / np.maximum(n_pos, 1), 1.0
@@ -283,7 +311,8 @@ class _MultilabelTarget(Target):
                 per_label_weights(class_weight, self.n_labels, "class_weight"),
                 dtype=torch.float32,
             )
-        return bce(pos_weight, label_smoothing)
+        spec = resolve_loss(loss)
+        return spec.module(pos_weight, label_smoothing, unknowns=self.has_unknowns)
 
     activation = staticmethod(sigmoid)
     encoded_decision = staticmethod(at_one_half)
@@ -292,15 +321,72 @@ class _MultilabelTarget(Target):
         if class_weight is not None and not isinstance(class_weight, str):
             per_label_weights(class_weight, self.n_labels, name)
 
-    def decide(self, positive, threshold):
-        y_pred = (positive >= threshold).astype(self.dtype_)
+    def decide(self, positive, threshold, min_labels=0, max_labels=None):
+        decisions = apply_cardinality(
+            positive, positive >= threshold, min_labels, max_labels
+        )
+        y_pred = decisions.astype(self.dtype_)
         return sp.csr_matrix(y_pred) if self.sparse_ else y_pred
+
+
+class _PartialMultilabelTarget(_MultilabelTarget):
+    """A multi-hot matrix with unknown entries (NaN: not annotated).
+
+    Trained as a multi-label target whose loss leaves the unknown entries out
+    (the mean over the known ones); ``predict`` decides every entry.
+    """
+
+    target_type = "multilabel-indicator-with-unknowns"
+    has_unknowns = True
+
+    def check_y(self, y, name):
+        if sp.issparse(y):
+            raise ValueError(
+                f"{name}: a sparse y cannot mark unknown labels: its NaN entries "
+                "would be stored values, and its missing ones mean 0. Pass a dense "
+                "y with NaN where a label is not annotated."
+            )
+        dense = np.asarray(y, dtype=np.float64)
+        known = ~np.isnan(dense)
+        values = np.unique(dense[known])
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(
+                f"{name}: a 2-D y with unknown labels must hold 0, 1 or NaN; got "
+                f"values {values[:10].tolist()}."
+            )
+        for axis, what in ((1, "row"), (0, "column")):
+            empty = np.flatnonzero(~known.any(axis=axis))
+            if empty.size:
+                ones = "rows" if what == "row" else "labels (columns)"
+                raise ValueError(
+                    f"{name}: y has {empty.size} {what}(s) with no known entry "
+                    f"({what} {empty[:10].tolist()}): nothing to learn from. "
+                    f"Drop those {ones}, or annotate at least one entry."
+                )
+
+    def fit_encode(self, y, classes=None):
+        dense = np.asarray(y, dtype=np.float64)
+        self.sparse_ = False
+        self.dtype_ = np.asarray(y).dtype
+        self.classes_ = np.arange(dense.shape[1])
+        return dense.astype(np.float32)
+
+    def encode(self, y, name):
+        dense = np.asarray(y, dtype=np.float64)
+        if dense.ndim != 2 or dense.shape[1] != self.n_labels:
+            raise ValueError(
+                f"{name}: expected a multi-hot y with {self.n_labels} columns, as in "
+                f"the first partial_fit call; got shape {dense.shape}."
+            )
+        self.check_y(dense, name)
+        return dense.astype(np.float32)
 
 
 TARGETS: dict[str, type[Target]] = {
     "binary": _BinaryTarget,
     "multiclass": _MulticlassTarget,
     "multilabel-indicator": _MultilabelTarget,
+    "multilabel-indicator-with-unknowns": _PartialMultilabelTarget,
 }
 
 
@@ -311,10 +397,12 @@ def resolve_target(
 
     ``supported`` says, in the error message, what the estimator accepts.
     """
-    try:
-        target_type = type_of_target(y, input_name="y")
-    except ValueError as exc:  # "Mix of label input types", say: whose y?
-        raise ValueError(f"{estimator_name}: {exc}") from None
+    target_type = _unknowns_type(y, estimator_name)
+    if target_type is None:
+        try:
+            target_type = type_of_target(y, input_name="y")
+        except ValueError as exc:  # "Mix of label input types", say: whose y?
+            raise ValueError(f"{estimator_name}: {exc}") from None
     if target_type not in kinds:
         hint = ""
         if target_type == "multiclass-multioutput":
@@ -339,6 +427,32 @@ def resolve_target(
     return target
 
 
+def _unknowns_type(y, name: str):
+    """``"multilabel-indicator-with-unknowns"`` for a 2-D y with NaN, else None.
+
+    type_of_target refuses NaN; here NaN marks an entry nobody annotated,
+    which only a multi-label y can have: a 1-D y's NaN is an error.
+    """
+    data = y.data if sp.issparse(y) else np.asarray(y)
+    if data.dtype.kind not in "fc" and data.dtype != object:
+        return None
+    try:
+        missing = np.isnan(data.astype(np.float64))
+    except (TypeError, ValueError):  # strings, None: labels, not numbers
+        return None
+    if not missing.any():
+        return None
+    if sp.issparse(y):
+        return "multilabel-indicator-with-unknowns"  # check_y explains the error
+    if data.ndim != 2:
+        raise ValueError(
+            f"{name}: y holds {int(missing.sum())} NaN value(s). NaN marks an "
+            "unknown entry of a 2-D multi-label y (0, 1 or NaN per label); a 1-D "
+            "y's labels must all be known: drop the rows without a label."
+        )
+    return "multilabel-indicator-with-unknowns"
+
+
 def partial_fit_target(y, classes, estimator_name: str, fitted=None) -> Target:
     """The target of a ``partial_fit`` call: 1-D ``y`` needs ``classes`` at first.
 
@@ -349,7 +463,7 @@ def partial_fit_target(y, classes, estimator_name: str, fitted=None) -> Target:
     if fitted is not None:
         if (
             classes is not None
-            and fitted.target_type != "multilabel-indicator"
+            and not fitted.multilabel
             and not np.array_equal(np.unique(np.asarray(classes)), fitted.classes_)
         ):
             raise ValueError(
@@ -359,7 +473,11 @@ def partial_fit_target(y, classes, estimator_name: str, fitted=None) -> Target:
             )
         return fitted
     if np.ndim(y) == 2 or sp.issparse(y):
-        target = resolve_target(y, estimator_name, kinds=("multilabel-indicator",))
+        target = resolve_target(
+            y,
+            estimator_name,
+            kinds=("multilabel-indicator", "multilabel-indicator-with-unknowns"),
+        )
         n_labels = y.shape[1]
         if classes is not None and len(classes) != n_labels:
             raise ValueError(

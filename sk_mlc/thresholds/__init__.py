@@ -7,6 +7,8 @@ scikit-learn classifier that has ``predict_proba``.
 * ``_out_of_fold``: one fit per CV split, out-of-fold positive probabilities;
 * ``_scores``: scoring candidate thresholds from confusion counts;
 * ``_choice``: choosing them (global, per label, the ``"auto"`` rule);
+* ``_tuning``: the choice as the tuner's fitted tables;
+* ``_checks``: the parameters' checks and metadata routing;
 * ``_display``: :class:`ThresholdDisplay`, the plot of that choice.
 """
 

@@ -9,6 +9,7 @@ from cross-fitted evidence, and the fold-by-fold statistics of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,12 +25,37 @@ MAX_SWEEPS = 20
 
 @dataclass(frozen=True)
 class Search:
-    """What one choice needs: the objective, the candidates, the constraint."""
+    """What one choice needs: the objective, the candidates, the constraint.
+
+    ``rule(P, decisions)`` post-processes the thresholded decisions (the
+    cardinality rule of ``min_labels`` / ``max_labels``), or None. With a
+    rule a label's decisions depend on the other labels', so the labels'
+    thresholds are chosen jointly.
+    """
 
     metric: LabelMetric
     thresholds: np.ndarray
     constraint: LabelMetric | None = None
     min_value: float | None = None
+    rule: Callable | None = None
+
+    def decide(self, P, thresholds) -> np.ndarray:
+        """The decisions of ``P`` at ``thresholds`` (``(k,)`` or ``(n, k)``)."""
+        decisions = P >= thresholds
+        return decisions if self.rule is None else self.rule(P, decisions)
+
+    def table(self, metric: LabelMetric, Y, P, weights):
+        """``metric``'s scores when all labels share each candidate.
+
+        ``(T, k)`` per label and ``(T,)`` averaged; the decisions go through
+        ``rule`` when there is one.
+        """
+        if self.rule is None:
+            return metric.table(Y, P, weights, self.thresholds)
+        rows = [self.decide(P, t) for t in self.thresholds]
+        per_label = np.array([metric.per_label(Y, D, weights) for D in rows])
+        overall = np.array([metric.overall(Y, D, weights) for D in rows])
+        return per_label.reshape(len(rows), Y.shape[1]), overall
 
 
 @dataclass(frozen=True)
@@ -43,12 +69,10 @@ class Choice:
 
 def choose(search: Search, Y, P, weights, own: np.ndarray) -> Choice:
     """Labels in ``own`` get their own threshold, the others the global one."""
-    per_label, overall = search.metric.table(Y, P, weights, search.thresholds)
+    per_label, overall = search.table(search.metric, Y, P, weights)
     cons_label = cons_overall = None
     if search.constraint is not None:
-        cons_label, cons_overall = search.constraint.table(
-            Y, P, weights, search.thresholds
-        )
+        cons_label, cons_overall = search.table(search.constraint, Y, P, weights)
     shared = None if cons_overall is None else cons_overall[:, None]
     best, unmet = argmax_subject_to(
         overall[:, None], shared, search.min_value, search.thresholds
@@ -59,7 +83,8 @@ def choose(search: Search, Y, P, weights, own: np.ndarray) -> Choice:
     if not own.any():
         return Choice(index, unmet_global, unmet_labels)
 
-    if search.metric.average == "macro" or Y.shape[1] == 1:
+    independent = search.metric.average == "macro" and search.rule is None
+    if independent or Y.shape[1] == 1:
         # The macro average is a sum over labels: each label's best is its own.
         cons = None if cons_label is None else cons_label[:, own]
         best, unmet = argmax_subject_to(
@@ -68,9 +93,10 @@ def choose(search: Search, Y, P, weights, own: np.ndarray) -> Choice:
         index[own], unmet_labels[own] = best, unmet
         return Choice(index, unmet_global, unmet_labels)
 
-    # Micro and sample averages pool the labels, so one label's threshold moves
-    # the others' best: coordinate search from the global threshold (Pillai,
-    # Fumera & Roli 2013), each label in turn set to its best given the rest.
+    # Micro and sample averages pool the labels (and a cardinality rule ties
+    # a row's decisions together), so one label's threshold moves the others'
+    # best: coordinate search from the global threshold (Pillai, Fumera &
+    # Roli 2013), each label in turn set to its best given the rest.
     allowed = np.ones_like(per_label, dtype=bool)
     if cons_label is not None:
         allowed = cons_label >= search.min_value
@@ -90,13 +116,19 @@ def coordinate_search(search, Y, P, weights, index, free, allowed) -> np.ndarray
     """
     index, thresholds = index.copy(), search.thresholds
     decisions = P >= thresholds[index]
+
+    def score(decisions):
+        if search.rule is not None:
+            decisions = search.rule(P, decisions)
+        return search.metric.overall(Y, decisions, weights)
+
     for _ in range(MAX_SWEEPS):
         moved = False
         for j in np.flatnonzero(free):
             scores = np.full(len(thresholds), -np.inf)
             for i in np.flatnonzero(allowed[:, j]):
                 decisions[:, j] = P[:, j] >= thresholds[i]
-                scores[i] = search.metric.overall(Y, decisions, weights)
+                scores[i] = score(decisions)
             best = argmax_near_default(scores[:, None], thresholds)[0]
             # A start the constraint forbids must move even without a gain.
             if scores[best] > scores[index[j]] + 1e-12 or not allowed[index[j], j]:
@@ -138,23 +170,26 @@ def auto_rule(search: Search, Y, P, weights, groups: np.ndarray):
     Returns ``(own, gain, se)``, each ``(k,)``.
     """
     k = Y.shape[1]
-    glob = np.zeros(Y.shape, dtype=bool)
-    mine = np.zeros(Y.shape, dtype=bool)
+    # Each row's thresholds under both rules, chosen on the other groups.
+    glob = np.zeros(Y.shape)
+    mine = np.zeros(Y.shape)
     ids = np.unique(groups)
     for g in ids:
         test, train = groups == g, groups != g
         both = choose(search, Y[train], P[train], weights[train], np.ones(k, bool))
         alone = choose(search, Y[train], P[train], weights[train], np.zeros(k, bool))
-        glob[test] = P[test] >= search.thresholds[alone.index]
-        mine[test] = P[test] >= search.thresholds[both.index]
+        glob[test] = search.thresholds[alone.index]
+        mine[test] = search.thresholds[both.index]
 
     def gains(rows):
-        base = search.metric.overall(Y[rows], glob[rows], weights[rows])
+        score = search.metric.overall
+        base = score(Y[rows], search.decide(P[rows], glob[rows]), weights[rows])
         out = np.empty(k)
         for j in range(k):
             swapped = glob[rows].copy()
             swapped[:, j] = mine[rows, j]
-            out[j] = search.metric.overall(Y[rows], swapped, weights[rows]) - base
+            decisions = search.decide(P[rows], swapped)
+            out[j] = score(Y[rows], decisions, weights[rows]) - base
         return out
 
     gain = gains(np.ones(len(Y), dtype=bool))
@@ -191,8 +226,8 @@ def fold_results(search: Search, Y, P, weights, folds, own):
     per_label, overall, chosen = [], [], []
     for fold in np.unique(folds):
         rows = folds == fold
-        label_table, overall_table = search.metric.table(
-            Y[rows], P[rows], weights[rows], search.thresholds
+        label_table, overall_table = search.table(
+            search.metric, Y[rows], P[rows], weights[rows]
         )
         per_label.append(label_table)
         overall.append(overall_table)

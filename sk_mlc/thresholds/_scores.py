@@ -2,7 +2,10 @@
 
 One :class:`LabelMetric` knows how to score decisions: per label, and averaged
 over the labels as ``average`` says. Everything here is counting; no model is
-fitted or called.
+fitted or called. ``weights`` are one per sample, ``(n,)``, or one per entry,
+``(n, k)``: a multi-label ``y`` with unknown entries scores each label on its
+known entries only, which carry their sample's weight while the unknown ones
+carry 0.
 """
 
 from __future__ import annotations
@@ -53,9 +56,10 @@ def confusion_counts(Y: np.ndarray, P: np.ndarray, thresholds, weights) -> np.nd
     """
     counts = np.empty((4, len(thresholds), Y.shape[1]))
     for j in range(Y.shape[1]):
+        w = weights[:, j] if weights.ndim == 2 else weights
         for row, mask in ((0, Y[:, j]), (1, ~Y[:, j])):
             order = np.argsort(P[mask, j], kind="stable")
-            p, below = P[mask, j][order], np.cumsum(weights[mask][order])
+            p, below = P[mask, j][order], np.cumsum(w[mask][order])
             below = np.concatenate([[0.0], below])
             # side="left" counts the scores strictly below t: the rest are p >= t.
             positive = below[-1] - below[np.searchsorted(p, thresholds, side="left")]
@@ -66,7 +70,7 @@ def confusion_counts(Y: np.ndarray, P: np.ndarray, thresholds, weights) -> np.nd
 
 def decision_counts(Y: np.ndarray, D: np.ndarray, weights) -> np.ndarray:
     """Weighted TP, FP, FN, TN of the decisions ``D``, per label: ``(4, k)``."""
-    w = weights[:, None]
+    w = weights if weights.ndim == 2 else weights[:, None]
     return np.stack(
         [(w * (Y & D)).sum(0), (w * (~Y & D)).sum(0)]
         + [(w * (Y & ~D)).sum(0), (w * (~Y & ~D)).sum(0)]
@@ -111,7 +115,10 @@ class LabelMetric:
         """Each label's score of the decisions ``D``: ``(k,)``."""
         if callable(self.metric):
             return np.array(
-                [self._call(Y[:, j], D[:, j], weights) for j in range(Y.shape[1])]
+                [
+                    self._call(Y[:, j], D[:, j], _column(weights, j))
+                    for j in range(Y.shape[1])
+                ]
             )
         return COUNT_METRICS[self.metric](*decision_counts(Y, D, weights), self.beta)
 
@@ -122,20 +129,34 @@ class LabelMetric:
         if self.average == "micro":
             if callable(self.metric):
                 k = Y.shape[1]
-                return self._call(Y.ravel(), D.ravel(), np.repeat(weights, k))
+                flat = weights.ravel() if weights.ndim == 2 else np.repeat(weights, k)
+                return self._call(Y.ravel(), D.ravel(), flat)
             counts = decision_counts(Y, D, weights).sum(axis=1)
             return float(COUNT_METRICS[self.metric](*counts, self.beta))
-        # "samples": each row's labels are one binary problem, rows averaged.
-        rows = np.stack([(Y & D).sum(1), (~Y & D).sum(1), (Y & ~D).sum(1)])
-        rows = np.vstack([rows, [Y.shape[1] - rows.sum(0)]])
+        # "samples": each row's labels are one binary problem, rows averaged
+        # (over a row's known labels, weighted by the row's weight).
+        known = weights > 0 if weights.ndim == 2 else np.ones(Y.shape, dtype=bool)
+        row_weight = weights.max(axis=1) if weights.ndim == 2 else weights
+        rows = np.stack(
+            [(Y & D & known).sum(1), (~Y & D & known).sum(1), (Y & ~D & known).sum(1)]
+        )
+        rows = np.vstack([rows, [known.sum(1) - rows.sum(0)]])
         scores = COUNT_METRICS[self.metric](*rows, self.beta)
-        return float(np.average(scores, weights=weights))
+        return float(np.average(scores, weights=row_weight))
 
     def _call(self, y_true, y_pred, weights) -> float:
-        y_true, y_pred = y_true.astype(int), y_pred.astype(int)
-        if weights is None or np.all(weights == 1):
+        # Entries of weight 0 (unknown, or weighted out) are dropped first, so
+        # that a metric without sample_weight never sees them.
+        counted = weights > 0
+        y_true, y_pred = y_true[counted].astype(int), y_pred[counted].astype(int)
+        weights = weights[counted]
+        if np.all(weights == 1):
             return float(self.metric(y_true, y_pred))
         return float(self.metric(y_true, y_pred, sample_weight=weights))
+
+
+def _column(weights: np.ndarray, j: int) -> np.ndarray:
+    return weights[:, j] if weights.ndim == 2 else weights
 
 
 def takes_sample_weight(metric) -> bool:

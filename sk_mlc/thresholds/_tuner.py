@@ -9,18 +9,17 @@ on the pooled out-of-fold probabilities, which only needs counting.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
-from sklearn.utils import get_tags
+from sklearn.utils import check_array, get_tags
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, indexable, validate_data
+from sklearn.utils.validation import check_is_fitted, indexable
 
 from .._compat import (
     CallbackSupportMixin,
@@ -30,8 +29,15 @@ from .._compat import (
     StrOptions,
     fit_context,
 )
+from .._docs import fill_docs
 from .._messages import named_errors
-from ..targets import resolve_target
+from ..targets import (
+    CARDINALITY_CONSTRAINTS,
+    DECISION_DOCS,
+    KnownScoreMixin,
+    check_cardinality,
+    resolve_target,
+)
 from ._checks import (
     NAME,
     candidate_grid,
@@ -42,20 +48,12 @@ from ._checks import (
     constant_labels,
     route,
 )
-from ._choice import (
-    Search,
-    auto_rule,
-    choose,
-    evidence_groups,
-    fold_results,
-)
 from ._out_of_fold import out_of_fold_proba, positive_proba
 from ._scores import (
     AVERAGES,
     COUNT_METRICS,
-    LabelMetric,
-    argmax_near_default,
 )
+from ._tuning import labels_named, tune
 
 
 def _estimator_has(attr: str):
@@ -68,8 +66,13 @@ def _estimator_has(attr: str):
     return check
 
 
+@fill_docs(DECISION_DOCS)
 class ThresholdTunerCV(
-    CallbackSupportMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
+    CallbackSupportMixin,
+    KnownScoreMixin,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    BaseEstimator,
 ):
     """Classifier whose decision thresholds, per label or shared, are tuned by CV.
 
@@ -154,6 +157,13 @@ class ThresholdTunerCV(
         uses the global threshold, with a ``UserWarning`` naming it: a
         threshold chosen from a handful of positives is mostly noise (the
         SCut fallback of Fan & Lin, 2007).
+
+    %(min_labels)s
+        The tuner scores every candidate threshold with the rule applied,
+        and tunes the labels' thresholds jointly (coordinate search), since
+        the rule makes one label's decisions depend on the others'.
+
+    %(max_labels)s
 
     refit : bool, default=True
         Refit a clone on all the data. ``False`` is only allowed with a single
@@ -285,6 +295,7 @@ class ThresholdTunerCV(
         ],
         "per_label": [StrOptions({"auto"}), "boolean"],
         "min_positives": [Interval(Integral, 0, None, closed="left")],
+        **CARDINALITY_CONSTRAINTS,
         "refit": ["boolean"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -303,6 +314,8 @@ class ThresholdTunerCV(
         cv=5,
         per_label="auto",
         min_positives=5,
+        min_labels=0,
+        max_labels=None,
         refit=True,
         n_jobs=None,
         random_state=None,
@@ -317,6 +330,8 @@ class ThresholdTunerCV(
         self.cv = cv
         self.per_label = per_label
         self.min_positives = min_positives
+        self.min_labels = min_labels
+        self.max_labels = max_labels
         self.refit = refit
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -357,14 +372,31 @@ class ThresholdTunerCV(
         # matrix a list of lists encodes, and an empty or missing y is refused
         # before any fit.
         with named_errors(NAME):
-            y = validate_data(self, y=y, multi_output=True)
+            if y is None:
+                raise ValueError(
+                    f"{NAME} requires y to be passed, but the target y is None."
+                )
+            # A multi-label y may mark unknown entries with NaN.
+            y = check_array(
+                y,
+                accept_sparse="csr",
+                ensure_2d=False,
+                dtype=None,
+                input_name="y",
+                estimator=self,
+                ensure_all_finite="allow-nan",
+            )
             X, y = indexable(X, y)
         # The wording matches scikit-learn's own binary-only classifiers, so
         # its estimator checks recognise the refusal.
         target = resolve_target(
             y,
             NAME,
-            kinds=("binary", "multilabel-indicator"),
+            kinds=(
+                "binary",
+                "multilabel-indicator",
+                "multilabel-indicator-with-unknowns",
+            ),
             supported=(
                 "only binary classification, per label: a binary y (1-D, 2 "
                 "classes) or a multi-label indicator matrix of 0/1 values. Only "
@@ -374,8 +406,10 @@ class ThresholdTunerCV(
         )
         # The same table as CNNClassifier's decides how y is encoded and how
         # probabilities become predictions.
-        Y = target.fit_encode(y).astype(bool)
+        encoded = target.fit_encode(y)
+        Y = encoded == 1
         weights = check_sample_weight(sample_weight, len(Y))
+        check_cardinality(self.min_labels, self.max_labels, target, NAME)
         check_scoring(self.scoring, self.average, sample_weight is not None)
         self._target_ = target
         self.classes_ = target.classes_
@@ -384,7 +418,7 @@ class ThresholdTunerCV(
         constraint = check_constraint(self.constraint)
         routed = route(self, sample_weight, fit_params)
 
-        multilabel = self.target_type_ == "multilabel-indicator"
+        multilabel = target.multilabel
         # scikit-learn's callbacks (sklearn.callback): each CV split's fit and
         # the refit are subtasks, into which the estimator's own tasks nest.
         context = self._init_callback_context(max_subtasks=None)
@@ -412,17 +446,18 @@ class ThresholdTunerCV(
             raise ValueError(
                 f"{NAME}: The provided estimator makes constant predictions. "
                 "Therefore, it is impossible to optimize the decision threshold "
-                f"(every out-of-fold probability of {self._labels(constant)} is "
-                f"{oof.proba.flat[0]:.6g})."
+                f"(every out-of-fold probability of "
+                f"{labels_named(self.classes_, constant)} is {counted.flat[0]:.6g})."
             )
         self.thresholds_ = candidate_grid(candidates, counted[:, ~constant])
-        self._tune(
-            Y[oof.indices],
-            oof.proba,
-            weights[oof.indices],
-            oof.folds,
-            constraint,
-            constant,
+        scored = weights[oof.indices]
+        if target.has_unknowns:
+            # Each label is scored on its known entries: weight 0 elsewhere.
+            scored = scored[:, None] * ~np.isnan(encoded[oof.indices])
+        vars(self).update(
+            tune(
+                self, Y[oof.indices], oof.proba, scored, oof.folds, constraint, constant
+            )
         )
 
         for attr in ("n_features_in_", "feature_names_in_"):
@@ -432,116 +467,6 @@ class ThresholdTunerCV(
             estimator=self, X=X, y=y, reconstruction_attributes={}
         )
         return self
-
-    def _tune(self, Y, P, weights, folds, constraint, constant) -> None:
-        """Choose the thresholds from the out-of-fold ``P``; fill the attributes.
-
-        Labels in ``constant`` have out-of-fold probabilities that never vary:
-        no threshold of theirs can be tuned, so they use the global one.
-        """
-        metric = LabelMetric(self.scoring, self.beta, self.average)
-        search = Search(metric, self.thresholds_)
-        if constraint is not None:
-            name, min_value = constraint
-            search = Search(
-                metric,
-                self.thresholds_,
-                LabelMetric(name, self.beta, self.average),
-                min_value,
-            )
-        self.scores_, self.scores_global_ = metric.table(
-            Y, P, weights, self.thresholds_
-        )
-        self.constraint_scores_ = None
-        if constraint is not None:
-            self.constraint_scores_ = search.constraint.table(
-                Y, P, weights, self.thresholds_
-            )[0]
-
-        k = Y.shape[1]
-        self.per_label_gain_ = None
-        if self.per_label == "auto" and k > 1:
-            own = self._auto(search, Y, P, weights, folds)
-        else:
-            # A single label's own threshold is the global one: no choice to make.
-            own = np.full(k, self.per_label is True)
-        if constant.any():
-            warnings.warn(
-                f"{NAME}: the estimator's out-of-fold probabilities of "
-                f"{self._labels(constant)} are constant, so no threshold of theirs "
-                "can be tuned; they keep the candidate nearest 0.5, the untuned "
-                "default.",
-                UserWarning,
-                stacklevel=4,
-            )
-            own = own & ~constant
-        self.per_label_ = own | constant
-
-        choice = choose(search, Y, P, weights, own)
-        self._warn_unmet(choice, constraint)
-        index = choice.index
-        # Every candidate on one side of a constant probability decides alike:
-        # the tie rule's choice is the default's (nearest 0.5).
-        tie = np.zeros((len(self.thresholds_), 1))
-        index[constant] = argmax_near_default(tie, self.thresholds_)[0]
-        self.best_thresholds_ = self.thresholds_[index]
-        self.best_label_scores_ = self.scores_[index, np.arange(k)]
-        self.best_score_ = metric.overall(Y, P >= self.best_thresholds_, weights)
-
-        per_label, overall, chosen = fold_results(search, Y, P, weights, folds, own)
-        self.cv_results_ = {
-            "thresholds": self.thresholds_,
-            "mean_test_score": overall.mean(axis=0),
-            "std_test_score": overall.std(axis=0),
-            "mean_test_score_per_label": per_label.mean(axis=0),
-            "std_test_score_per_label": per_label.std(axis=0),
-        }
-        single = len(chosen) < 2
-        self.threshold_std_ = np.full(k, np.nan) if single else chosen.std(axis=0)
-
-    def _auto(self, search, Y, P, weights, folds) -> np.ndarray:
-        """``per_label="auto"``: the labels whose own threshold earns its keep."""
-        positives = Y.sum(axis=0)
-        few = positives < self.min_positives
-        if few.any():
-            warnings.warn(
-                f"{NAME}: label(s) {self._names(few)!r} have fewer than "
-                f"min_positives={self.min_positives} out-of-fold positives "
-                f"({positives[few].tolist()}); they use the global threshold.",
-                UserWarning,
-                stacklevel=4,
-            )
-        groups = evidence_groups(Y, folds)
-        own, gain, se = auto_rule(search, Y, P, weights, groups)
-        self.per_label_gain_ = np.column_stack([gain, se])
-        self.per_label_gain_[few] = np.nan
-        return own & ~few
-
-    def _names(self, mask) -> list:
-        names = self.classes_[-1:] if len(mask) == 1 else np.arange(len(mask))
-        return names[mask].tolist()
-
-    def _labels(self, mask) -> str:
-        """The labels of ``mask`` for a message: "label(s) [0, 3]" or "the class 1"."""
-        if len(mask) == 1:
-            return f"the positive class {self.classes_[-1]!r}"
-        return f"label(s) {self._names(mask)!r}"
-
-    def _warn_unmet(self, choice, constraint) -> None:
-        where = []
-        if choice.unmet_labels.any():
-            where.append(f"label(s) {self._names(choice.unmet_labels)!r}")
-        if choice.unmet_global:
-            where.append("the shared threshold of all labels")
-        if where:
-            name, min_value = constraint
-            warnings.warn(
-                f"{NAME}: no candidate threshold reaches {name} >= {min_value} for "
-                f"{' and '.join(where)}; chose the threshold with the highest "
-                f"{name} there instead.",
-                UserWarning,
-                stacklevel=5,
-            )
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.
@@ -589,7 +514,9 @@ class ThresholdTunerCV(
         # One way: the positive columns, (n_samples, n_labels), are what the
         # thresholds apply to, and the target decides from them directly.
         P = positive_proba(proba, len(self.best_thresholds_), self.estimator_)
-        return self._target_.decide(P, self.best_thresholds_)
+        target = self._target_
+        bounds = check_cardinality(self.min_labels, self.max_labels, target, NAME)
+        return target.decide(P, self.best_thresholds_, *bounds)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):

@@ -28,6 +28,7 @@ from ._fit import (
 )
 from ._network import ConvNet, ResidualBlock, build_module, input_statistics
 from ._outputs import cached_outputs
+from ._parameters import TRAINING_DOCS
 from ._placement import PRECISIONS, resolve_device
 from ._predict import predict_proba
 from ._snapshot import CRITERION, MODULE, restore, saved_depth, snapshot
@@ -39,6 +40,7 @@ __all__ = [
     "MODULE",
     "PRECISIONS",
     "RUNTIME_FIELDS",
+    "TRAINING_DOCS",
     "ConvNet",
     "FitTasks",
     "ResidualBlock",

@@ -126,6 +126,7 @@ def build_net(
             None if y_encoded is None else spec.class_weight,
             None if y_encoded is None else y_encoded[train_index],
             spec.label_smoothing,
+            spec.loss,
         )
         set_reduction(criterion, weight)
     net_class, placement = Net, {"device": spec.device}

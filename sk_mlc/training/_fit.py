@@ -207,7 +207,7 @@ def validation_split(spec: TrainingSpec, y_encoded: np.ndarray):
     index = np.arange(len(y_encoded))
     if spec.validation_fraction is None:
         return index, None
-    if spec.target.target_type == "multilabel-indicator":
+    if spec.target.multilabel:
         # Iterative stratification: every label keeps its rate in both parts
         # (a random split can leave a rare label out of validation entirely).
         return multilabel_train_test_split(

@@ -57,12 +57,19 @@ class Net(NeuralNet):
         labels) is weighted, and the batch's loss is the mean of the weighted
         losses. The weights were divided by their mean over the training
         set, so that they shift emphasis between samples, not the step size.
+        With unknown entries (NaN in a multi-label target), the weighted
+        entries' sum is divided by the number of known ones, as the
+        unweighted loss is.
         """
         if not isinstance(y_true, (tuple, list)):
             return super().get_loss(y_pred, y_true, X=X, training=training)
         y_true, weight = (to_tensor(part, device=self.device) for part in y_true)
-        losses = self.criterion_(y_pred, y_true).reshape(len(weight), -1).mean(1)
-        return (losses * weight).mean()
+        entries = self.criterion_(y_pred, y_true).reshape(len(weight), -1)
+        if y_true.is_floating_point():
+            known = ~torch.isnan(y_true.reshape(len(weight), -1))
+            if not known.all():
+                return (entries * weight[:, None]).sum() / known.sum().clamp(min=1)
+        return (entries.mean(1) * weight).mean()
 
     def train_step_single(self, batch, **fit_params):
         batch = self._augmented(batch)

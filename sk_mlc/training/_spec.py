@@ -60,6 +60,7 @@ class TrainingSpec:
     target: Target
     class_weight: object
     label_smoothing: float
+    loss: object  # a sigmoid target's loss spec (targets/_losses.py), or None
     # The optimisation.
     max_epochs: int
     batch_size: int
@@ -115,6 +116,7 @@ class TrainingSpec:
                 f"{n_samples}."
             )
         target.check_class_weight(estimator.class_weight, name)
+        loss = target.check_loss(estimator.loss, name)
         if estimator.batch_size == 1:
             raise ValueError(
                 f"{name}: batch_size=1 cannot train: batch normalisation needs "
@@ -170,6 +172,7 @@ class TrainingSpec:
             target=target,
             class_weight=estimator.class_weight,
             label_smoothing=float(estimator.label_smoothing),
+            loss=loss,
             max_epochs=1 if incremental else estimator.max_epochs,
             batch_size=resolve_batch_size(estimator.batch_size, n_train),
             lr=estimator.lr,
