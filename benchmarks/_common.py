@@ -25,6 +25,8 @@ import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 
 def machine_info() -> str:
     """One line naming the CPU, its core count and the versions that matter.
@@ -209,3 +211,26 @@ def provenance(script: str, argv=None) -> list[str]:
         machine_info(),
         "Command: `" + shlex.join(["python", f"benchmarks/{script}", *args]) + "`",
     ]
+
+
+def multilabel_scores(Y_true, Y_pred, proba=None) -> dict:
+    """What the multi-label literature reports, on a full-label test set.
+
+    ``macro`` and ``micro`` F1 of the decisions ``Y_pred``, each label's F1
+    (``per_label``), and, given the positive-class probabilities ``proba``,
+    the mean average precision ``mAP`` (macro ``average_precision_score``,
+    threshold-free: how well each label's probabilities rank its positives)
+    and the share of ``empty`` rows predicted without any label.
+    """
+    from sklearn.metrics import average_precision_score, f1_score
+
+    Y_pred = Y_pred.toarray() if hasattr(Y_pred, "toarray") else np.asarray(Y_pred)
+    out = {
+        "macro": f1_score(Y_true, Y_pred, average="macro", zero_division=0),
+        "micro": f1_score(Y_true, Y_pred, average="micro", zero_division=0),
+        "per_label": f1_score(Y_true, Y_pred, average=None, zero_division=0),
+        "empty": float((Y_pred.sum(axis=1) == 0).mean()),
+    }
+    if proba is not None:
+        out["mAP"] = average_precision_score(Y_true, proba, average="macro")
+    return out

@@ -1,5 +1,9 @@
 """Real image data for the benchmarks: Fashion-MNIST, mosaics built from it, LFW.
 
+The mosaics: :func:`fashion_mosaics` (1-4 items on a 56x56 canvas, every
+class alike) and :func:`imbalanced_mosaics` (up to four 14x14 items on a
+28x28 canvas, class ``j`` present at its own rate, e.g. a power law).
+
 Fashion-MNIST comes from Debian's ``dataset-fashion-mnist`` package; when it is
 missing, :func:`fashion_mnist` exits with the command that installs it. The
 LFW photos ship with scikit-image (the ``pretrained`` extra); :func:`lfw_faces`
@@ -67,3 +71,49 @@ def lfw_faces():
     X = lfw_subset()
     y = np.repeat([1, 0], 100)
     return X, y
+
+
+def power_law_rates(n_labels: int, high: float = 0.5, low: float = 0.02):
+    """Label frequencies from ``high`` down to ``low``, geometrically spaced."""
+    return np.geomspace(high, low, n_labels)
+
+
+def imbalanced_mosaics(images, labels, rates, n_samples, seed, at_least=0):
+    """Canvases on which class ``j`` appears with probability ``rates[j]``.
+
+    Each class is drawn independently (at most one item of it per canvas),
+    so label frequencies follow ``rates`` exactly in expectation; a canvas
+    that draws more classes than its 4 cells keeps 4 of them at random, and
+    one that draws none is an empty canvas with an all-zero label row,
+    unless ``at_least=1``: then it draws one class, at the classes' rates.
+    """
+    rng = np.random.RandomState(seed)
+    by_class = [np.flatnonzero(labels == j) for j in range(len(rates))]
+    X = np.zeros((n_samples, 28, 28), dtype=images.dtype)
+    Y = np.zeros((n_samples, len(rates)), dtype=np.int64)
+    for i in range(n_samples):
+        present = np.flatnonzero(rng.rand(len(rates)) < rates)
+        if len(present) > 4:
+            present = rng.choice(present, 4, replace=False)
+        if len(present) == 0 and at_least:
+            present = rng.choice(len(rates), 1, p=np.asarray(rates) / np.sum(rates))
+        if len(present) == 0:
+            continue
+        items = [rng.choice(by_class[j]) for j in present]
+        X[i : i + 1], Y[i : i + 1] = make_mosaic(
+            images[items],
+            present,
+            n_samples=1,
+            grid=(2, 2),
+            n_items=len(present),
+            jitter=2,
+            n_classes=len(rates),
+            random_state=rng,
+        )
+    return X, Y
+
+
+def small_items(images):
+    """28x28 Fashion-MNIST items shrunk to 14x14 by 2x2 averaging (uint8)."""
+    n = len(images)
+    return images.reshape(n, 14, 2, 14, 2).mean(axis=(2, 4)).astype(np.uint8)
