@@ -179,7 +179,7 @@ def main(argv=None):
     # defaults resolve to on these images (batch size, flips, test-time flips).
     statistics_ = ([float(X.mean()) / 255], [float(X.std()) / 255])
     start_module, warm = initial_network(
-        X, y, device=DEVICE, channels_last=True, normalize=statistics_, **params
+        X, y, channels_last=True, normalize=statistics_, **params
     )
     config.update(
         batch_size=warm.net_.batch_size,

@@ -65,7 +65,7 @@ class CNNClassifier(
     ============================  =======  ======================  ===========
     1-D, 2 classes (any labels)   1        ``BCEWithLogitsLoss``   sigmoid
     1-D, 3 or more classes        k        ``CrossEntropyLoss``    softmax
-    2-D multi-hot (dense/sparse)  k        ``BCEWithLogitsLoss``   sigmoid
+    2-D multi-hot (dense/sparse)  k        ``AsymmetricLoss``      sigmoid
     ============================  =======  ======================  ===========
 
     ``predict`` returns ``classes_[p >= threshold]`` for binary targets, the
@@ -216,7 +216,7 @@ class CNNClassifier(
     >>> Y = np.stack([X[:, :4].mean((1, 2)) > 0.5, X[:, 4:].mean((1, 2)) > 0.5], 1)
     >>> clf = CNNClassifier(max_epochs=2, random_state=0).fit(X, Y.astype(int))
     >>> clf.target_type_, clf.out_activation_, type(clf.criterion_).__name__
-    ('multilabel-indicator', 'sigmoid', 'BCEWithLogitsLoss')
+    ('multilabel-indicator', 'sigmoid', 'AsymmetricLoss')
     >>> clf.predict_proba(X[:3]).shape
     (3, 2)
     """

@@ -1,7 +1,8 @@
 """The losses of sigmoid targets, for ``CNNClassifier(loss=...)``.
 
-``loss="auto"`` (the default) trains binary and multi-label targets with
-binary cross-entropy; for rare positives, :class:`Focal` (Lin et al., 2017)
+``loss="auto"`` (the default) trains multi-label targets with
+:class:`Asymmetric` and binary targets with binary cross-entropy
+(:class:`BCE`); for rare positives, :class:`Focal` (Lin et al., 2017)
 and :class:`Asymmetric` (ASL, Ridnik et al., 2021) down-weight the easy
 negatives that dominate such data. The strings ``"bce"``, ``"focal"`` and
 ``"asl"`` name them with their default parameters; an instance sets them,

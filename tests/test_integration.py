@@ -34,12 +34,14 @@ def test_grid_search_over_threshold_and_lr(multilabel_data):
     X, Y = multilabel_data
     search = GridSearchCV(
         CNNClassifier(**FAST),
-        {"threshold": [0.3, 0.5], "lr": [1e-3, 3e-3]},
+        # ASL, the multi-label default, favours recall: its best thresholds
+        # lie above 0.5.
+        {"threshold": [0.5, 0.7], "lr": [1e-3, 3e-3]},
         scoring="f1_micro",
         cv=2,
     ).fit(X, Y)
     assert len(search.cv_results_["params"]) == 4
-    assert search.best_params_["threshold"] in (0.3, 0.5)
+    assert search.best_params_["threshold"] in (0.5, 0.7)
     assert search.best_estimator_.threshold == search.best_params_["threshold"]
     assert search.best_score_ > 0.8
 

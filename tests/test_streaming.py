@@ -12,6 +12,7 @@ import pytest
 from conftest import FAST
 from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
+from sklearn.metrics import average_precision_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
@@ -181,7 +182,8 @@ def test_fit_on_paths_matches_fit_on_decoded_array(
 
 def test_streaming_model_learns_the_quadrants(files, fitted_on_paths):
     paths, Y = files
-    assert (fitted_on_paths.predict(paths) == Y).mean() > 0.9
+    # Each label's probabilities rank its positives first.
+    assert average_precision_score(Y, fitted_on_paths.predict_proba(paths)) > 0.9
 
 
 def test_binary_target_on_paths_matches_array(files, decoded):

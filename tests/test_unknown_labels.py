@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV
 
 import sk_mlc
 from sk_mlc import CNNClassifier, ThresholdTunerCV
-from sk_mlc.losses import MaskedBCEWithLogitsLoss
+from sk_mlc.losses import AsymmetricLoss, MaskedBCEWithLogitsLoss
 from sk_mlc.model_selection import IterativeStratifiedKFold
 
 
@@ -33,8 +33,10 @@ def partial(multilabel_data):
 
 @pytest.fixture(scope="module")
 def fitted(partial):
+    # BCE, whose masked loss the tests compute by hand; the default (ASL)
+    # masks through the same SigmoidLoss (test_losses).
     X, Y_partial, _ = partial
-    return CNNClassifier(**FAST).fit(X, Y_partial)
+    return CNNClassifier(**FAST, loss="bce").fit(X, Y_partial)
 
 
 def test_the_target_type_says_so_and_predict_decides_every_entry(fitted, partial):
@@ -45,6 +47,13 @@ def test_the_target_type_says_so_and_predict_decides_every_entry(fitted, partial
     assert y_pred.shape == Y.shape and set(np.unique(y_pred)) <= {0.0, 1.0}
     assert not np.isnan(y_pred).any()
     assert f1_score(Y, y_pred, average="micro") > 0.8  # learned from known ones
+
+
+def test_the_default_loss_of_a_target_with_unknowns_is_the_multilabel_one(partial):
+    X, Y_partial, _ = partial
+    clf = CNNClassifier(**{**FAST, "max_epochs": 1}).fit(X, Y_partial)
+    assert type(clf.criterion_) is AsymmetricLoss
+    assert np.isfinite(clf.net_.history[:, "train_loss"]).all()
 
 
 def test_the_loss_of_a_batch_is_the_mean_over_its_known_entries(fitted):

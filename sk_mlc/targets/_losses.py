@@ -247,8 +247,8 @@ class Asymmetric(LossSpec):
 LOSSES = {"bce": BCE, "focal": Focal, "asl": Asymmetric}
 
 
-def resolve_loss(loss) -> LossSpec:
-    """``loss`` as a spec: "auto" and "bce" are :class:`BCE`, "focal", "asl"."""
+def resolve_loss(loss, auto: type[LossSpec] = BCE) -> LossSpec:
+    """``loss`` as a spec: "bce", "focal", "asl" by name, "auto" is ``auto``."""
     if isinstance(loss, LossSpec):
         return loss
-    return LOSSES.get(loss, BCE)()
+    return LOSSES.get(loss, auto)()

@@ -26,7 +26,7 @@ from sklearn.utils.validation import column_or_1d
 
 from ._class_weights import check_class_weight_1d, class_weights, per_label_weights
 from ._decisions import apply_cardinality
-from ._losses import LossSpec, resolve_loss
+from ._losses import Asymmetric, LossSpec, resolve_loss
 
 _SUPPORTED = (
     "'binary', 'multiclass' or 'multilabel-indicator' targets: 1-D class labels "
@@ -311,8 +311,13 @@ class _MultilabelTarget(Target):
                 per_label_weights(class_weight, self.n_labels, "class_weight"),
                 dtype=torch.float32,
             )
-        spec = resolve_loss(loss)
+        spec = self.check_loss(loss, "criterion")
         return spec.module(pos_weight, label_smoothing, unknowns=self.has_unknowns)
+
+    def check_loss(self, loss, name):
+        # bench_partial_labels: on imbalanced and on even mosaics, ASL ranks
+        # (mAP) and decides (F1, tuned and at 0.5) better than BCE.
+        return resolve_loss(loss, auto=Asymmetric)
 
     activation = staticmethod(sigmoid)
     encoded_decision = staticmethod(at_one_half)

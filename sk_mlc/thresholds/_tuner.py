@@ -104,7 +104,10 @@ class ThresholdTunerCV(
         The binary metric applied to each label's 0/1 decisions (a callable
         ``metric(y_true, y_pred)``, higher is better, taking ``sample_weight``
         if ``fit`` gets weights), not a scikit-learn scorer: ``average`` says
-        how the labels' scores combine.
+        how the labels' scores combine. Which to look at: thresholds move F1,
+        never the mean average precision (a ranking measure, for comparing
+        models); macro-F1 weighs rare labels as much as common ones, micro-F1
+        weighs every decision alike, samples-F1 each image's set of labels.
 
     average : {"macro", "micro", "samples"}, default="macro"
         What the global threshold and ``best_score_`` maximise: the mean of the

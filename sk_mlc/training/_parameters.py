@@ -136,12 +136,16 @@ class_weight : "balanced", dict, array-like or None, default=None
     "loss": """\
 loss : {"auto", "bce", "focal", "asl"} or a loss of sk_mlc.losses, \
         default="auto"
-    The loss of binary and multi-label targets: "auto" and "bce" are
-    binary cross-entropy, "focal" focal loss (``Focal(gamma=2)``), "asl"
-    the asymmetric loss (``Asymmetric(gamma_neg=4, gamma_pos=0,
-    clip=0.05)``); an instance sets their parameters (``GridSearchCV``
-    tunes ``loss__gamma``). Multiclass targets train with cross-entropy:
-    any other value is an error.""",
+    The loss of binary and multi-label targets: "auto" is the asymmetric
+    loss for multi-label targets (it ranks and decides best in
+    ``benchmarks/bench_partial_labels.py``, but its probabilities are
+    scores, not calibrated: tune the thresholds) and binary cross-entropy
+    for binary ones; "bce" is binary cross-entropy, "focal" focal loss
+    (``Focal(gamma=2)``), "asl" the asymmetric loss
+    (``Asymmetric(gamma_neg=4, gamma_pos=0, clip=0.05)``); an instance
+    sets their parameters (``GridSearchCV`` tunes ``loss__gamma``).
+    Multiclass targets train with cross-entropy: any other value is an
+    error.""",
     "dropout": """\
 dropout : float, default=0.1
     Dropout before the output layer.""",
