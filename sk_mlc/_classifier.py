@@ -151,6 +151,8 @@ class CNNClassifier(
 
     %(precision)s
 
+    %(compile)s
+
     %(accelerator)s
 
     %(num_workers)s
@@ -254,6 +256,7 @@ class CNNClassifier(
         "memory": [str, HasMethods(["cache"]), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "compile": ["boolean", dict],
     }
 
     def __init__(
@@ -292,6 +295,7 @@ class CNNClassifier(
         callbacks=None,
         device="auto",
         precision="auto",
+        compile=False,
         accelerator=None,
         num_workers=0,
         memory=None,
@@ -331,6 +335,7 @@ class CNNClassifier(
         self.callbacks = callbacks
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.accelerator = accelerator
         self.num_workers = num_workers
         self.memory = memory

@@ -169,7 +169,10 @@ def test_accelerate_prepare_would_break_the_batch_loader():
     from accelerate.data_loader import prepare_data_loader
 
     X = np.zeros((10, 4, 4, 1), np.float32)
-    loader = batch_loader(BatchDataset(ImageBatches(X, X.shape[1:], False)), 4)
+    dataset = BatchDataset(ImageBatches(X, X.shape[1:], False))
+    # In-process batches are no DataLoader at all; with workers, they are.
+    assert [len(X) for X, _ in batch_loader(dataset, 4)] == [4, 4, 2]
+    loader = batch_loader(dataset, 4, num_workers=1)
     assert [len(X) for X, _ in loader] == [4, 4, 2]
     one = prepare_data_loader(loader, num_processes=1, process_index=0)
     assert len(next(iter(one))[0]) != 4  # per-image "batches"
@@ -223,3 +226,9 @@ def test_sample_weights_train_alike_through_the_accelerator(accelerator, binary_
     np.testing.assert_allclose(
         clf.predict_proba(X), plain.predict_proba(X), rtol=1e-5, atol=1e-6
     )
+
+
+def test_compile_is_the_accelerators_business(binary_data, accelerator):
+    X, y = binary_data
+    with pytest.raises(ValueError, match="dynamo_backend"):
+        CNNClassifier(**FAST, accelerator=accelerator, compile=True).fit(X, y)

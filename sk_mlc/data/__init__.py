@@ -23,9 +23,14 @@ from ._augment import (
     resolve_tta,
     tta_proba,
 )
-from ._batches import BatchDataset, BatchSampler, batch_loader
+from ._batches import BatchDataset, BatchSampler, batch_dataset, batch_loader
 from ._decode import MODE_BY_CHANNELS, MODES, decode_error, read_image
-from ._device import DeviceImages, fits_on_device, training_images
+from ._device import (
+    DeviceBatchDataset,
+    DeviceImages,
+    fits_on_device,
+    training_images,
+)
 from ._inputs import (
     GraphInput,
     ImageBatches,
@@ -47,12 +52,14 @@ __all__ = [
     "Augmenter",
     "BatchDataset",
     "BatchSampler",
+    "DeviceBatchDataset",
     "DeviceImages",
     "GraphInput",
     "ImageBatches",
     "ImageLoader",
     "InputSpec",
     "LazyImages",
+    "batch_dataset",
     "batch_loader",
     "channel_stats",
     "decode_error",

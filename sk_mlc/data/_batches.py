@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .._compat import shutdown_loader_workers
+from ._device import DeviceBatchDataset, DeviceImages
 from ._inputs import ImageBatches
 
 
@@ -60,6 +61,11 @@ class BatchSampler(Sampler):
     data parallel training: batches ``i, i + n, ...`` of the pass's order
     (the same on every process: the same seed), wrapping around to the first
     batches so that every process takes the same number of steps.
+
+    With a ``device`` (a :class:`DeviceBatchDataset`'s), the permutation is
+    drawn there, from a generator on that device, and each batch is a slice
+    of it (a view): no index array crosses from the host per batch. Without
+    one, the order is drawn on the CPU and batches are NumPy arrays.
     """
 
     def __init__(
@@ -69,11 +75,13 @@ class BatchSampler(Sampler):
         shuffle: bool,
         seed: int,
         shard: tuple[int, int] = (0, 1),
+        device=None,
     ):
         self.n = n
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.generator = torch.Generator().manual_seed(seed)
+        self.device = device
+        self.generator = torch.Generator(device=device or "cpu").manual_seed(seed)
         self.shard = shard
 
     def _bounds(self) -> list[int]:
@@ -87,7 +95,13 @@ class BatchSampler(Sampler):
         return -(-(len(self._bounds()) - 1) // processes)  # ceil
 
     def __iter__(self):
-        if self.shuffle:
+        if self.device is not None:
+            order = (
+                torch.randperm(self.n, generator=self.generator, device=self.device)
+                if self.shuffle
+                else torch.arange(self.n, device=self.device)
+            )
+        elif self.shuffle:
             order = torch.randperm(self.n, generator=self.generator).numpy()
         else:
             order = np.arange(self.n)
@@ -101,6 +115,28 @@ class BatchSampler(Sampler):
             return
         for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
             yield order[start:stop]
+
+
+class InProcessBatches:
+    """``dataset[batch]`` for each batch of ``sampler``, read in this process.
+
+    What a ``DataLoader`` with ``num_workers=0`` and ``batch_size=None``
+    does, without the fetcher, the profiler ranges and the conversion pass
+    it adds to every batch: a training step of a small network spends a
+    few percent of its time there.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: BatchSampler):
+        self.dataset = dataset
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        dataset = self.dataset
+        for positions in self.sampler:
+            yield dataset[positions]
 
 
 class _BatchLoader(DataLoader):
@@ -132,11 +168,24 @@ def batch_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
     shard: tuple[int, int] = (0, 1),
-) -> DataLoader:
-    """The ``iterator_train`` / ``iterator_valid`` handed to skorch."""
+) -> DataLoader | InProcessBatches:
+    """The ``iterator_train`` / ``iterator_valid`` handed to skorch.
+
+    Without worker processes or pinned memory, batches are read in this
+    process by :class:`InProcessBatches`, as a ``DataLoader`` with
+    ``num_workers=0`` would, without its per-batch machinery. A
+    :class:`DeviceBatchDataset` gets its batches indexed on its device
+    (and needs no workers or pinning: nothing is copied).
+    """
+    device = getattr(dataset, "device", None)
+    sampler = BatchSampler(
+        len(dataset), batch_size, shuffle, seed, shard, device=device
+    )
+    if device is not None or (num_workers == 0 and not pin_memory):
+        return InProcessBatches(dataset, sampler)
     return _BatchLoader(
         dataset,
-        sampler=BatchSampler(len(dataset), batch_size, shuffle, seed, shard),
+        sampler=sampler,
         batch_size=None,  # the sampler already yields whole batches
         num_workers=num_workers,
         pin_memory=pin_memory,
@@ -146,3 +195,10 @@ def batch_loader(
         # random state.
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def batch_dataset(images, y=None, index=None, sample_weight=None):
+    """The dataset for ``images``: on the device for :class:`DeviceImages`."""
+    if isinstance(images, DeviceImages):
+        return DeviceBatchDataset(images, y, index, sample_weight)
+    return BatchDataset(images, y, index, sample_weight)

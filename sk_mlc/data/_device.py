@@ -8,6 +8,11 @@ float32 bytes), and builds each batch there: one gather, a layout change, a
 conversion and a scale, all on the GPU. It stands in for an
 :class:`~sk_mlc.data.ImageBatches` wherever a ``BatchDataset`` reads batches.
 
+:class:`DeviceBatchDataset` keeps the rest of a batch there too: the row
+index, the encoded targets and the sample weights, so that a batch is one
+gather of each, indexed by a slice of a permutation drawn on the device
+(``BatchSampler(device=...)``): nothing per batch crosses from the host.
+
 Image files, and arrays too large for the device, keep the batch-by-batch
 path, with pinned memory and non-blocking copies (``training/_net.py``).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from ._inputs import ImageBatches, finish_batch
 
@@ -46,9 +52,17 @@ class DeviceImages:
         return len(self.pixels)
 
     def batch(self, index) -> torch.Tensor:
-        """Images at ``index`` as a float32 ``(k, C, H, W)`` tensor on the device."""
+        """Images at ``index`` as a float32 ``(k, C, H, W)`` tensor on the device.
+
+        ``index``: row numbers, as an array or as an int64 tensor (on the
+        device: no copy).
+        """
         source = self.source
-        rows = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        rows = (
+            index
+            if torch.is_tensor(index)
+            else torch.from_numpy(np.asarray(index, dtype=np.int64))
+        )
         batch = self.pixels.index_select(0, rows.to(self.device, non_blocking=True))
         if not source.channels_first:
             # A view of NHWC memory as NCHW: channels-last strides, which the
@@ -56,6 +70,40 @@ class DeviceImages:
             batch = batch.permute(0, 3, 1, 2)
         batch = finish_batch(batch.float(), source.scale, source.mode, source.size)
         return batch.contiguous(memory_format=torch.channels_last)
+
+
+class DeviceBatchDataset(Dataset):
+    """``BatchDataset`` over :class:`DeviceImages`, with every part on the device.
+
+    ``dataset[positions]`` takes an int64 tensor of positions on the device
+    (a slice of the sampler's permutation) and returns ``(X, y)`` as
+    ``BatchDataset`` does: ``y`` is None at predict, ``(y, weight)`` with
+    sample weights.
+    """
+
+    def __init__(self, images: DeviceImages, y=None, index=None, sample_weight=None):
+        device = images.device
+        self.images = images
+        self.device = device
+        index = np.arange(len(images)) if index is None else np.asarray(index)
+        self.index = torch.as_tensor(index, dtype=torch.int64, device=device)
+        self.y = None if y is None else torch.as_tensor(np.asarray(y), device=device)
+        self.sample_weight = (
+            None
+            if sample_weight is None
+            else torch.as_tensor(np.asarray(sample_weight), device=device)
+        )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, positions):
+        rows = self.index[positions]
+        X = self.images.batch(rows)
+        y = None if self.y is None else self.y[rows]
+        if self.sample_weight is not None:
+            y = (y, self.sample_weight[rows])
+        return X, y
 
 
 def fits_on_device(images: ImageBatches, device: str, free_bytes: int) -> bool:

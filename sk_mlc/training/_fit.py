@@ -21,11 +21,12 @@ from skorch import NeuralNet
 
 from .._compat import check_sample_weight
 from .._messages import named_errors
-from ..data import BatchDataset, ImageBatches, training_images
+from ..data import BatchDataset, ImageBatches, batch_dataset, training_images
 from ..model_selection import multilabel_train_test_split
 from ._accelerated import without_accelerator
 from ._build import build_net, new_module, set_reduction, start_module
 from ._net import Interrupted, Net
+from ._placement import autotuned
 from ._spec import TrainingSpec
 from ._weights import Weights
 
@@ -49,7 +50,7 @@ def train_network(
         net = build_net(
             spec, module, batches, y_encoded, train_index, valid_index, weight=weight
         )
-        _fit(net, spec, BatchDataset(batches, y_encoded, train_index, weight))
+        _fit(net, spec, batch_dataset(batches, y_encoded, train_index, weight))
     if spec.accelerator is not None:
         plain = dataclasses.replace(spec, accelerator=None, tasks=None)
         net = without_accelerator(
@@ -191,10 +192,11 @@ def seeded(spec: TrainingSpec, offset: int = 0):
 
 def _fit(net: Net, spec: TrainingSpec, dataset, *, partial: bool = False) -> None:
     try:
-        if partial:
-            net.partial_fit(dataset, None, epochs=1)
-        else:
-            net.fit(dataset, None)
+        with autotuned(spec.device):
+            if partial:
+                net.partial_fit(dataset, None, epochs=1)
+            else:
+                net.fit(dataset, None)
     except Interrupted:
         raise KeyboardInterrupt(
             f"{spec.name}.fit was interrupted after {len(net.history)} "

@@ -13,8 +13,8 @@ import copy
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, LRScheduler
-from skorch.dataset import unpack_data
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.dataset import get_len, unpack_data
 from skorch.utils import to_tensor
 
 from .._compat import set_training
@@ -30,15 +30,30 @@ class Net(NeuralNet):
     * ``precision``: the training, validation and evaluation steps run in
       its autocast region, with a gradient scaler for float16
       (``_placement.py``); "32" runs skorch's own steps.
-    * ``fit_loop`` lets a user's Ctrl-C leave ``fit``.
+    * ``run_single_epoch`` waits for the device once per epoch, not once
+      per batch (``sync_every_batch`` for callbacks that need more).
+    * ``fit_loop`` lets a user's Ctrl-C leave ``fit``; with
+      ``compile_training`` (``torch.compile``'s options) it trains a
+      compiled forward.
     * Pickles leave the optimizer state out (``__getstate__``).
     """
 
-    def __init__(self, *args, augmenter=None, decision=None, precision="32", **kwargs):
+    def __init__(
+        self,
+        *args,
+        augmenter=None,
+        decision=None,
+        precision="32",
+        sync_every_batch=False,
+        compile_training=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.augmenter = augmenter
         self.decision = decision
         self.precision = precision
+        self.sync_every_batch = sync_every_batch
+        self.compile_training = compile_training
 
     def predict(self, X):
         """Decisions in the encoded target's format (threshold 0.5, or argmax).
@@ -66,17 +81,25 @@ class Net(NeuralNet):
         y_true, weight = (to_tensor(part, device=self.device) for part in y_true)
         entries = self.criterion_(y_pred, y_true).reshape(len(weight), -1)
         if y_true.is_floating_point():
+            # Without a branch on the values (it would wait for the device):
+            # with every entry known, this is the mean of the weighted means.
             known = ~torch.isnan(y_true.reshape(len(weight), -1))
-            if not known.all():
-                return (entries * weight[:, None]).sum() / known.sum().clamp(min=1)
+            return (entries * weight[:, None]).sum() / known.sum().clamp(min=1)
         return (entries.mean(1) * weight).mean()
 
     def train_step_single(self, batch, **fit_params):
+        """skorch's step: augmented, in the autocast region, scaled for fp16.
+
+        skorch puts the module into training mode at every batch, a walk
+        over all its submodules that cost about a tenth of a step of a
+        network with no arithmetic to speak of (``bench_overhead.py``'s null
+        network). Here it happens only when the module is not in training
+        mode already: after validation, prediction or a callback switched
+        it to evaluation.
+        """
         batch = self._augmented(batch)
-        if self.precision == "32":
-            return super().train_step_single(batch, **fit_params)
-        # NeuralNet's step, in the autocast region, with a scaled loss for fp16.
-        set_training(self, True)
+        if not self.module_.training:
+            set_training(self, True)
         Xi, yi = unpack_data(batch)
         with self.autocast():
             y_pred = self.infer(Xi, **fit_params)
@@ -89,6 +112,24 @@ class Net(NeuralNet):
             # true gradients; the scaler's step then skips its own unscale.
             self.grad_scaler_.unscale_(self.optimizer_)
         return {"loss": loss, "y_pred": float32(y_pred)}
+
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's ``notify``, skipping callbacks whose method does nothing.
+
+        Three notifications per batch reach every callback, most of which
+        inherit skorch's empty ``Callback`` method for them; calling those
+        cost a few percent of a small network's step. The net's own method
+        (which keeps the history) and every overriding callback are called
+        as skorch calls them, in the same order.
+        """
+        getattr(self, method_name)(self, **cb_kwargs)
+        empty = getattr(Callback, method_name, None)
+        for _, callback in self.callbacks_:
+            if getattr(
+                type(callback), method_name, None
+            ) is empty and method_name not in vars(callback):
+                continue
+            getattr(callback, method_name)(self, **cb_kwargs)
 
     def _augmented(self, batch):
         """``batch`` on the device, augmented (training batches only)."""
@@ -109,7 +150,7 @@ class Net(NeuralNet):
         batch could not be prepared meanwhile. On the CPU nothing moves.
         """
         device = self.batch_device()
-        if device is None or torch.device(device).type == "cpu":
+        if device is None or device == "cpu" or torch.device(device).type == "cpu":
             return batch
         return _moved(batch, device)
 
@@ -146,18 +187,68 @@ class Net(NeuralNet):
         with self.autocast():
             return float32(super().evaluation_step(batch, training=training))
 
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch, waiting for the device once at its end.
+
+        skorch records each batch's loss with ``loss.item()``, which waits
+        for the GPU to finish the batch before the host may queue the next:
+        the device idles while Python prepares every step. Here each batch
+        records its loss as a detached device tensor, and the epoch's end
+        turns them all into floats in one transfer, so the history holds
+        floats again before any ``on_epoch_end`` callback reads it (skorch's
+        ``train_loss`` and ``valid_loss``, ``EarlyStopping``, the printed
+        log). A callback that reads the batch's history row in
+        ``on_batch_end`` sees the tensor, as it sees ``loss`` in its
+        arguments; ``sync_every_batch`` (``verbose``: the progress bar shows
+        each batch's loss) records floats at once, at one wait per batch.
+        """
+        if iterator is None:
+            return
+        rows, losses = [], []
+        loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            loss = step["loss"].detach()
+            # The batch's row, which on_batch_begin opened (what
+            # history.record_batch writes to, without its lookups).
+            row = self.history[-1]["batches"][-1]
+            row[loss_key] = loss.item() if self.sync_every_batch else loss
+            row[size_key] = get_len(batch[0])
+            rows.append(row)
+            losses.append(loss)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if losses and not self.sync_every_batch:
+            values = torch.stack(losses).float().cpu().tolist()
+            for row, value in zip(rows, values, strict=True):
+                row[loss_key] = value
+        self.history.record(prefix + "_batch_count", len(rows))
+
     def fit_loop(self, X, y=None, **fit_params):
         # skorch's partial_fit swallows KeyboardInterrupt and returns a half
         # trained net as if it were done; memory would then cache it. Carry
         # a user's interrupt past it (scikit-learn's rule: fit completes or
         # raises). skorch's EarlyStopping stops training with the same
         # exception: that one is the normal end of training.
+        compiled = self.compile_training is not None
+        if compiled:
+            # The module's forward, compiled in place: module_ stays the
+            # Classifier (indexing, freeze, state_dict keys), where skorch's
+            # own compile=True would wrap it in an OptimizedModule. Undone
+            # after training, so that the fitted net pickles and predicts
+            # eagerly. (Module.compile() would compile _call_impl, which
+            # torch's dynamo skips as one of torch's own files.)
+            module = self.module_
+            module.forward = torch.compile(module.forward, **self.compile_training)
         try:
             return super().fit_loop(X, y, **fit_params)
         except KeyboardInterrupt as exc:
             if self._stopped_early():
                 raise
             raise Interrupted from exc
+        finally:
+            if compiled:
+                del module.forward
 
     def _stopped_early(self) -> bool:
         # EarlyStopping, or a scikit-learn callback (_callbacks.EpochTasks).

@@ -81,8 +81,9 @@ memory : str, joblib.Memory or None, default=None
     or a ``joblib.Memory`` whose ``location`` is used. A fit whose
     training parameters, data, seed and sk_mlc code match an earlier one
     loads that network instead of training again; ``threshold``,
-    ``tta``, ``verbose``, ``memory`` and ``num_workers`` are not part of
-    the key, so a search over them trains once per fold. Entries are
+    ``min_labels``, ``max_labels``, ``tta``, ``verbose``, ``compile``,
+    ``memory`` and ``num_workers`` are not part of the key, so a search
+    over them trains once per fold. Entries are
     sealed safetensors files, never pickles (a corrupt or crafted one is
     ignored with a warning), shared safely between processes (one
     training per network, on a lock file); only ``fit`` touches the
@@ -96,7 +97,20 @@ random_state : int, RandomState instance or None, default=None
     "verbose": """\
 verbose : int, default=0
     0 is silent; 1 or more prints skorch's table of epochs and a progress
-    bar of the batches of each epoch.""",
+    bar of the batches of each epoch. The bar shows each batch's loss, so
+    with ``verbose`` each batch waits for a GPU to finish it (silent
+    training waits once per epoch: the guide's GPU page).""",
+    "compile": """\
+compile : bool or dict, default=False
+    Trains with the network's forward compiled by ``torch.compile`` (a
+    dict: its keyword arguments, such as ``{"mode": "max-autotune"}``).
+    The first batches pay the compilation, and a last batch of another
+    size pays again: about 40 s for the default CNN on a 2-core CPU,
+    where it does not pay back; on a GPU it can pay on long trainings,
+    not measured yet (the guide's GPU page). Prediction runs the network
+    uncompiled, and the fitted model is the same within floating-point
+    rounding: ``compile`` is not in ``memory``'s key. With an
+    ``accelerator``, Accelerate compiles (its ``dynamo_backend``).""",
     "freeze_epochs": """\
 freeze_epochs : int, default=0
     The first ``freeze_epochs`` of the ``max_epochs`` train only the head:

@@ -73,6 +73,25 @@ def autocast(precision: str, device) -> contextlib.AbstractContextManager:
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
+@contextlib.contextmanager
+def autotuned(device):
+    """cuDNN benchmarks its convolution algorithms for each shape (CUDA only).
+
+    Training runs the same few batch shapes thousands of times: the first
+    of each picks the fastest kernel for it, the rest reuse it. The
+    caller's setting is restored. Elsewhere nothing changes.
+    """
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def grad_scaler(precision: str, device) -> torch.amp.GradScaler | None:
     """A gradient scaler for float16, whose small range underflows small gradients."""
     if precision != "16-mixed":

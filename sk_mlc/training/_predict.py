@@ -12,7 +12,13 @@ import torch
 from skorch import NeuralNet
 from skorch.utils import to_numpy, to_tensor
 
-from ..data import BatchDataset, ImageBatches, batch_loader, tta_proba
+from ..data import (
+    ImageBatches,
+    batch_dataset,
+    batch_loader,
+    training_images,
+    tta_proba,
+)
 from ._outputs import cached_outputs
 from ._spec import resolve_batch_size
 
@@ -48,11 +54,14 @@ def predict_proba(
 
 
 def _forward(net, images, proba_tensor, tta, batch_size, num_workers) -> np.ndarray:
+    device = str(net.device)
+    # On CUDA, an array that fits goes over once and is batched there.
+    images = training_images(images, device)
     loader = batch_loader(
-        BatchDataset(images),
-        resolve_batch_size(batch_size),
+        batch_dataset(images),
+        resolve_batch_size(batch_size, device=device),
         num_workers=num_workers,
-        pin_memory=str(net.device) != "cpu",
+        pin_memory=device != "cpu",
     )
 
     def proba(X):
@@ -69,7 +78,9 @@ def _forward(net, images, proba_tensor, tta, batch_size, num_workers) -> np.ndar
             batches = []
             for X, _ in loader:
                 X = to_tensor(net.to_device((X,))[0], device=net.device)
-                batches.append(to_numpy(tta_proba(proba, X, tta)))
+                batches.append(tta_proba(proba, X, tta))
+            # One copy to the host at the end: a copy per batch would make
+            # the host wait for each batch before it may queue the next.
+            return to_numpy(torch.cat(batches))
     finally:
         net.module_.train(was_training)
-    return np.concatenate(batches)

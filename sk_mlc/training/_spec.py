@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, fields
 
 import numpy as np
+import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import LRScheduler
 
@@ -27,6 +28,8 @@ from ._weights import Weights, read_weights
 # epoch on small data sets (and never fewer than 8 images per batch).
 _AUTO_BATCH = 128
 _MIN_AUTO_BATCH = 8
+# batch_size="auto" at prediction on CUDA.
+_AUTO_PREDICT_BATCH_CUDA = 1024
 
 # early_stopping with validation_fraction=None holds out this share.
 _EARLY_STOPPING_FRACTION = 0.1
@@ -36,7 +39,9 @@ _EARLY_STOPPING_FRACTION = 0.1
 IMAGENET_STATISTICS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 # Fields that change how training runs, never what it computes: not in the key.
-RUNTIME_FIELDS = frozenset({"verbose", "num_workers", "name", "accelerator", "tasks"})
+RUNTIME_FIELDS = frozenset(
+    {"verbose", "num_workers", "compile", "name", "accelerator", "tasks"}
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class TrainingSpec:
     # How it runs (RUNTIME_FIELDS).
     verbose: int
     num_workers: int
+    compile: dict | None  # torch.compile's options, or None: eager
     name: str  # the estimator's, for error messages
     accelerator: object  # accelerate.Accelerator or None: process state, not data
     # Where each epoch reports to scikit-learn's callbacks (_callbacks.FitTasks),
@@ -190,6 +196,7 @@ class TrainingSpec:
             data_parallel=data_parallel,
             verbose=estimator.verbose,
             num_workers=estimator.num_workers,
+            compile=_compile_options(estimator, name),
             name=name,
             accelerator=estimator.accelerator,
             tasks=tasks,
@@ -202,6 +209,20 @@ class TrainingSpec:
             for field in fields(self)
             if field.name not in RUNTIME_FIELDS
         }
+
+
+def _compile_options(estimator, name: str) -> dict | None:
+    """``compile`` as ``torch.compile``'s keyword arguments, or None."""
+    options = estimator.compile
+    if options is False:
+        return None
+    if estimator.accelerator is not None:
+        raise ValueError(
+            f"{name}: compile={options!r} with an accelerator: Accelerate compiles "
+            "the model itself, as its dynamo_backend setting says. Leave "
+            "compile=False and configure the Accelerator."
+        )
+    return {} if options is True else dict(options)
 
 
 def resolve_statistics(normalize, weights: Weights | None, channels: int, name: str):
@@ -237,11 +258,21 @@ def resolve_statistics(normalize, weights: Weights | None, channels: int, name: 
     return np.broadcast_to(mean, channels).copy(), np.broadcast_to(std, channels).copy()
 
 
-def resolve_batch_size(batch_size, n_samples: int | None = None) -> int:
-    """The batch size to use; ``n_samples`` is None at prediction time."""
+def resolve_batch_size(
+    batch_size, n_samples: int | None = None, device: str = "cpu"
+) -> int:
+    """The batch size to use; ``n_samples`` is None at prediction time.
+
+    Prediction on a CUDA device takes batches of ``_AUTO_PREDICT_BATCH_CUDA``:
+    no gradients, so the batch size changes only the throughput, and a GPU
+    needs large batches to be busy. Training keeps the rule below on every
+    device (a GPU rule waits for a measurement: the guide's GPU page).
+    """
     if batch_size != "auto":
         return int(batch_size)
     if n_samples is None:
+        if torch.device(device).type == "cuda":
+            return _AUTO_PREDICT_BATCH_CUDA
         return _AUTO_BATCH
     # Ten epochs of one batch would be ten optimizer steps: too few to learn.
     return int(min(_AUTO_BATCH, max(_MIN_AUTO_BATCH, n_samples // 10)))
