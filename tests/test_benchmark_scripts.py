@@ -150,11 +150,12 @@ def test_bench_transfer_quick_writes_its_three_parts(tmp_path):
 def test_bench_gpu_says_not_measured_without_a_gpu(tmp_path):
     # No Fashion-MNIST needed: the script looks for a GPU before any data.
     table = run_quick("bench_gpu.py", tmp_path / "gpu.md")
-    assert "| precision | fit seconds | train images/s |" in table
-    rows = [line for line in table.splitlines() if line.startswith("| bf16-mixed")]
+    assert "| part | setting | fit seconds | train images/s |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| defaults")]
     assert rows and all("not measured" in row for row in rows)
     assert "- not measured: no GPU was available to this run" in table
     assert re.search(r"\d{4}-\d{2}-\d{2}\.", table)  # the date
+    assert "benchmarks/gpu_session.sh" in table
     assert "Command: `python benchmarks/bench_gpu.py --quick --out" in table
 
 
