@@ -23,6 +23,7 @@ from . import exceptions as exceptions
 from . import losses as losses
 from . import model_selection as model_selection
 from ._classifier import CNNClassifier
+from ._features import ImageFeatures
 from ._version import __version__ as __version__
 from .data import ImageLoader, LazyImages, read_image
 from .io import load, save, to_onnx
@@ -30,6 +31,7 @@ from .thresholds import ThresholdDisplay, ThresholdTunerCV
 
 __all__ = [
     "CNNClassifier",
+    "ImageFeatures",
     "ImageLoader",
     "LazyImages",
     "ThresholdDisplay",

@@ -11,7 +11,7 @@ too), and a tuned threshold is not ``argmax(predict_proba)``, which
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_mlc import CNNClassifier, ImageLoader, ThresholdTunerCV
+from sk_mlc import CNNClassifier, ImageFeatures, ImageLoader, ThresholdTunerCV
 
 # Small enough that the ~60 checks of each estimator run in seconds.
 FAST = {"width": 8, "depth": 2, "max_epochs": 4, "random_state": 0}
@@ -27,7 +27,7 @@ _TUNED = "Threshold at probability 0.5 does not hold"
 
 
 def expected_failed_checks(estimator) -> dict:
-    if isinstance(estimator, ImageLoader):
+    if isinstance(estimator, (ImageLoader, ImageFeatures)):
         return {}
     failures = {
         "check_sample_weight_equivalence_on_dense_data": _STOCHASTIC,
@@ -43,6 +43,8 @@ def expected_failed_checks(estimator) -> dict:
         CNNClassifier(random_state=0),
         ThresholdTunerCV(CNNClassifier(**FAST), cv=2),
         ImageLoader(),
+        # The default backbone: the built-in CNN, random weights.
+        ImageFeatures(random_state=0),
     ],
     expected_failed_checks=expected_failed_checks,
 )

@@ -330,23 +330,65 @@ def test_memory_keys_on_the_starting_weights(
     assert np.abs(other.predict_proba(X) - first.predict_proba(X)).max() > 1e-4
 
 
-def test_each_phase_of_a_fine_tune_gets_its_own_cycle(
+def test_a_fine_tune_after_a_fitted_head_runs_one_cycle_slower_in_the_backbone(
     source, multilabel_data, binary_y
 ):
     X, _ = multilabel_data
     params = {**FAST, "max_epochs": 4, "lr": 1e-2}
     clf = CNNClassifier(weights=source, freeze_epochs=2, **params).fit(X, binary_y)
-    lrs = [
-        batch["event_lr"] for epoch in clf.net_.history for batch in epoch["batches"]
-    ]
-    half = len(lrs) // 2
-    frozen, unfrozen = np.array(lrs[:half]), np.array(lrs[half:])
-    # Each phase warms up from lr / 25, peaks at lr and anneals towards zero.
-    for phase in (frozen, unfrozen):
-        assert phase[0] == pytest.approx(1e-2 / 25)
-        assert phase.max() == pytest.approx(1e-2)
-        assert phase[-1] < 1e-4
-    plain = CNNClassifier(weights=source, **params).fit(X, binary_y)
-    lrs = [b["event_lr"] for epoch in plain.net_.history for b in epoch["batches"]]
-    assert np.argmax(lrs) < len(lrs) // 2 < len(lrs) - 1  # one cycle
-    assert lrs[half] > 1e-3
+    history = clf.net_.history
+    # The first row is the fitted head, standing for the two frozen epochs.
+    assert history[0, "head_fit"] and "event_lr" not in history[0, "batches", 0]
+    assert len(history) == 3 and clf.n_iter_ == 3
+    # skorch records the first parameter group's rate: the backbone's, which
+    # warms up from lr / 10 / 25, peaks at lr / 10 and anneals towards zero.
+    lrs = np.array([b["event_lr"] for row in history[1:] for b in row["batches"]])
+    assert lrs[0] == pytest.approx(1e-3 / 25)
+    assert lrs.max() == pytest.approx(1e-3)
+    assert lrs[-1] < 1e-5
+    groups = clf.net_.optimizer_.param_groups
+    assert [group["max_lr"] for group in groups] == pytest.approx([1e-3, 1e-2])
+
+
+class FormerPhasedOneCycleLR:
+    """The schedule of sk_mlc 0.1's ``_schedule.py`` (commit d420fb9), verbatim
+    in behaviour: ``phased_one_cycle`` replaced it with torch's schedulers."""
+
+    def __init__(self, optimizer, max_lr, phase_steps):
+        self.optimizer, self.max_lr, self.phase_steps = optimizer, max_lr, phase_steps
+        self._steps = 0
+        self._cycle = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lr, total_steps=phase_steps[0]
+        )
+
+    def step(self):
+        self._steps += 1
+        if self._steps == self.phase_steps[0]:
+            self._cycle = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer, max_lr=self.max_lr, total_steps=self.phase_steps[1]
+            )
+        else:
+            self._cycle.step()
+
+    def get_last_lr(self):
+        return self._cycle.get_last_lr()
+
+
+@pytest.mark.parametrize("phase_steps", [(3, 5), (7, 13), (1, 4)])
+def test_phased_one_cycle_gives_the_former_learning_rates(phase_steps):
+    from sk_mlc.training._callbacks import phased_one_cycle
+
+    def rates(make):
+        weight = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.AdamW([weight], lr=1e-2)
+        schedule = make(optimizer)
+        seen = []
+        for _ in range(sum(phase_steps)):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
+        return seen
+
+    expected = rates(lambda opt: FormerPhasedOneCycleLR(opt, 1e-2, phase_steps))
+    got = rates(lambda opt: phased_one_cycle(opt, 1e-2, phase_steps))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)

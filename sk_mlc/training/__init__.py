@@ -8,6 +8,8 @@
 * ``_accelerated``: the same net trained by Hugging Face Accelerate;
 * ``_callbacks``: freezing, the learning-rate schedule, early stopping;
 * ``_build``: the module and the net assembled from a spec;
+* ``_head``: the frozen phase as a linear probe fitted to convergence;
+* ``_extractor``: ``ImageFeatures``' backbone without a head;
 * ``_fit``: the entry points that train (``fit``, ``partial_fit``);
 * ``_predict``: ``predict_proba``'s forward passes;
 * ``_snapshot``: a trained net as tensors and JSON, and back;
@@ -17,6 +19,7 @@
 
 from ._cache import TrainingCache, memory_skipped, train_or_load
 from ._callbacks import FitTasks
+from ._extractor import build_extractor
 from ._fit import (
     checked_weights,
     continue_network,
@@ -29,8 +32,8 @@ from ._fit import (
 from ._network import ConvNet, ResidualBlock, build_module, input_statistics
 from ._outputs import cached_outputs
 from ._parameters import TRAINING_DOCS
-from ._placement import PRECISIONS, resolve_device
-from ._predict import predict_proba
+from ._placement import PRECISIONS, autocast, resolve_device, resolve_precision
+from ._predict import forward_batches, predict_proba
 from ._snapshot import CRITERION, MODULE, restore, saved_depth, snapshot
 from ._spec import RUNTIME_FIELDS, TrainingSpec, resolve_batch_size
 from ._weights import Weights
@@ -47,6 +50,8 @@ __all__ = [
     "TrainingCache",
     "TrainingSpec",
     "Weights",
+    "autocast",
+    "build_extractor",
     "build_module",
     "cached_outputs",
     "checked_weights",
@@ -54,9 +59,11 @@ __all__ = [
     "initialize_network",
     "input_statistics",
     "memory_skipped",
+    "forward_batches",
     "predict_proba",
     "resolve_batch_size",
     "resolve_device",
+    "resolve_precision",
     "restore",
     "saved_depth",
     "snapshot",

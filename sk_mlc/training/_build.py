@@ -24,6 +24,7 @@ from ..data import (
     batch_dataset,
     batch_loader,
     channel_stats,
+    flips,
 )
 from ._accelerated import AcceleratedNet
 from ._callbacks import silent, training_callbacks
@@ -41,7 +42,7 @@ def new_module(spec: TrainingSpec, image_shape) -> Classifier:
     """The module, with the starting weights in its backbone."""
     channels = image_shape[0]
     module = build_module(
-        _backbone(spec, image_shape),
+        make_backbone(spec, image_shape),
         image_shape,
         spec.target.n_outputs,
         np.zeros(channels, dtype=np.float32),
@@ -71,23 +72,30 @@ def start_module(spec: TrainingSpec, images, train_index) -> Classifier:
     return module.to(memory_format=torch.channels_last)
 
 
-def _backbone(spec: TrainingSpec, image_shape: tuple[int, int, int]) -> torch.nn.Module:
-    module = spec.module
+def make_backbone(params, image_shape: tuple[int, int, int]) -> torch.nn.Module:
+    """The backbone that ``params`` (a spec, or an estimator) describe.
+
+    ``params.module`` None builds the built-in CNN of ``width``, ``depth``
+    and ``residual`` for ``image_shape`` (C, H, W); a module is deep-copied,
+    never the caller's own trained; a callable is called (under the caller's
+    seed) and must return a module. ``params.name`` names the estimator.
+    """
+    module = params.module
     if module is None:
         return ConvNet(
             image_shape[0],
             image_shape[1:],
-            width=spec.width,
-            depth=spec.depth,
-            residual=spec.residual,
+            width=params.width,
+            depth=params.depth,
+            residual=params.residual,
         )
     if isinstance(module, torch.nn.Module):
         return copy.deepcopy(module)  # never train the caller's own module
     built = module()
     if not isinstance(built, torch.nn.Module):
         raise TypeError(
-            f"{spec.name}: module must be a torch.nn.Module or a callable returning "
-            f"one; the callable returned {type(built).__name__}."
+            f"{params.name}: module must be a torch.nn.Module or a callable "
+            f"returning one; the callable returned {type(built).__name__}."
         )
     return built
 
@@ -115,6 +123,17 @@ def fused_optimizer(optimizer, device: str) -> dict:
     except (TypeError, ValueError):
         return {}
     return {"optimizer__fused": True} if accepts else {}
+
+
+def _param_groups(spec: TrainingSpec) -> dict:
+    """The backbone in its own group at ``lr * backbone_lr``, where it differs.
+
+    The backbone is ``module_[1]`` (``_network.Classifier``); skorch puts the
+    groups its patterns match first, the rest (the head) last.
+    """
+    if spec.backbone_lr == 1.0:
+        return {}
+    return {"optimizer__param_groups": [("1.*", {"lr": spec.lr * spec.backbone_lr})]}
 
 
 def set_reduction(criterion: torch.nn.Module, weight) -> None:
@@ -192,6 +211,9 @@ def build_net(
         precision=spec.precision,
         sync_every_batch=bool(spec.verbose),
         compile_training=spec.compile,
+        head_epochs=spec.freeze_epochs if spec.fit_head else 0,
+        head_flips=flips(spec.augment),
+        **_param_groups(spec),
         augmenter=None
         if spec.augment is None
         else Augmenter(spec.augment, spec.seed, spec.device),

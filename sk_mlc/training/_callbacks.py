@@ -42,8 +42,12 @@ class FreezeBackbone(Callback):
         self.epochs = epochs
 
     def on_epoch_begin(self, net, **kwargs):
-        # skorch has already opened this epoch's row: len(history) is 1-based.
-        net.module_.freeze(len(net.history) <= self.epochs)
+        # skorch has already opened this epoch's row. A fitted head's row
+        # (_head.py) stands for all the frozen epochs.
+        done = sum(
+            self.epochs if row.get("head_fit") else 1 for row in net.history[:-1]
+        )
+        net.module_.freeze(done < self.epochs)
 
     def on_train_end(self, net, **kwargs):
         net.module_.freeze(False)
@@ -133,17 +137,39 @@ def phased_one_cycle(
     return SequentialLR(optimizer, cycles, milestones=[head])
 
 
+def group_one_cycle(optimizer, total_steps: int, last_epoch: int = -1) -> OneCycleLR:
+    """``OneCycleLR`` in which each parameter group peaks at its own rate.
+
+    The rate a group was created with is its peak: the backbone's
+    ``lr * backbone_lr`` and the head's ``lr`` after a fitted head
+    (``_build.py``'s parameter groups).
+    """
+    peaks = [group["lr"] for group in optimizer.param_groups]
+    return OneCycleLR(
+        optimizer, max_lr=peaks, total_steps=total_steps, last_epoch=last_epoch
+    )
+
+
 def training_callbacks(spec: TrainingSpec, n_train: int) -> list:
     """The callbacks of a training on ``n_train`` images, as ``spec`` says."""
     callbacks = []
     if spec.freeze_epochs:
         callbacks.append(("freeze", FreezeBackbone(spec.freeze_epochs)))
-    if spec.lr_schedule == "onecycle":
+    # With a fitted head, the frozen phase takes no optimizer steps: the
+    # schedule spans the epochs that fine-tune everything (if any).
+    scheduled = spec.max_epochs - (spec.freeze_epochs if spec.fit_head else 0)
+    if spec.lr_schedule == "onecycle" and scheduled > 0:
         sampler = BatchSampler(
             n_train, spec.batch_size, False, 0, shard(spec.accelerator)
         )
         steps = len(sampler)
-        if 0 < spec.freeze_epochs < spec.max_epochs:
+        if spec.fit_head:
+            schedule = LRScheduler(
+                policy=group_one_cycle,
+                total_steps=scheduled * steps,
+                step_every="batch",
+            )
+        elif 0 < spec.freeze_epochs < spec.max_epochs:
             # One cycle for the head alone, one for the whole network.
             frozen = spec.freeze_epochs * steps
             schedule = LRScheduler(

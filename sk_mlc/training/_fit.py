@@ -179,14 +179,19 @@ def train_epoch(
         _fit(net, spec, BatchDataset(images, y_encoded, None, weight), partial=True)
 
 
-@contextlib.contextmanager
 def seeded(spec: TrainingSpec, offset: int = 0):
     """Seed torch for one fit; the caller's global random state is restored."""
+    return seeded_torch(spec.seed + offset, spec.device)
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int, device: str):
+    """torch seeded with ``seed`` (on ``device`` too); the global state restored."""
     cuda_devices = (
-        [torch.device(spec.device).index or 0] if spec.device.startswith("cuda") else []
+        [torch.device(device).index or 0] if device.startswith("cuda") else []
     )
     with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(spec.seed + offset)
+        torch.manual_seed(seed)
         yield
 
 

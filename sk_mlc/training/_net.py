@@ -18,6 +18,7 @@ from skorch.dataset import get_len, unpack_data
 from skorch.utils import to_tensor
 
 from .._compat import set_training
+from ._head import fit_head, view_features
 from ._placement import autocast, grad_scaler
 
 
@@ -34,7 +35,9 @@ class Net(NeuralNet):
       per batch (``sync_every_batch`` for callbacks that need more).
     * ``fit_loop`` lets a user's Ctrl-C leave ``fit``; with
       ``compile_training`` (``torch.compile``'s options) it trains a
-      compiled forward.
+      compiled forward; with ``head_epochs``, its first epoch fits the head
+      on the frozen backbone's features, computed once (``_head.py``), in
+      place of that many frozen epochs.
     * Pickles leave the optimizer state out (``__getstate__``).
     """
 
@@ -46,9 +49,13 @@ class Net(NeuralNet):
         precision="32",
         sync_every_batch=False,
         compile_training=None,
+        head_epochs=0,
+        head_flips=False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.head_epochs = head_epochs
+        self.head_flips = head_flips
         self.augmenter = augmenter
         self.decision = decision
         self.precision = precision
@@ -241,7 +248,16 @@ class Net(NeuralNet):
             module = self.module_
             module.forward = torch.compile(module.forward, **self.compile_training)
         try:
-            return super().fit_loop(X, y, **fit_params)
+            epochs = fit_params.pop("epochs", None)
+            epochs = self.max_epochs if epochs is None else epochs
+            if self.head_epochs and not any(
+                row.get("head_fit") for row in self.history
+            ):
+                self._head_epoch(X, y)
+                epochs -= self.head_epochs
+            if epochs > 0:
+                super().fit_loop(X, y, epochs=epochs, **fit_params)
+            return self
         except KeyboardInterrupt as exc:
             if self._stopped_early():
                 raise
@@ -249,6 +265,37 @@ class Net(NeuralNet):
         finally:
             if compiled:
                 del module.forward
+
+    def _head_epoch(self, X, y=None) -> None:
+        """One epoch of the history: the head fitted on the frozen features.
+
+        It stands for the ``head_epochs`` frozen epochs (``head_fit`` in its
+        row; ``FreezeBackbone`` counts it so). Epoch callbacks run as for any
+        epoch (its time, the printed row, early stopping's record, scikit-
+        learn's callbacks); batch callbacks do not (no optimizer step, so
+        the learning-rate schedule does not move). Its one training "batch"
+        holds the fitted loss, so skorch's ``train_loss`` is that loss; with
+        a validation split, its ``valid_loss`` is the fitted head's on the
+        validation images.
+        """
+        dataset_train, dataset_valid = self.get_split_datasets(X, y)
+        kwargs = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+        self.notify("on_epoch_begin", **kwargs)
+        features, targets = view_features(self, dataset_train, self.head_flips)
+        loss, iterations = fit_head(self, features, targets)
+        self.history.new_batch()
+        self.history.record_batch("train_loss", loss)
+        self.history.record_batch("train_batch_size", len(features))
+        if dataset_valid is not None:
+            features, targets = view_features(self, dataset_valid, False)
+            with torch.no_grad():
+                valid = self.get_loss(self.module_.output(features), targets)
+            self.history.new_batch()
+            self.history.record_batch("valid_loss", float(valid))
+            self.history.record_batch("valid_batch_size", len(features))
+        self.history.record("head_fit", True)
+        self.history.record("head_iterations", iterations)
+        self.notify("on_epoch_end", **kwargs)
 
     def _stopped_early(self) -> bool:
         # EarlyStopping, or a scikit-learn callback (_callbacks.EpochTasks).

@@ -148,6 +148,22 @@ class Classifier(nn.Sequential):
     def backbone(self) -> nn.Module:
         return self[1]
 
+    @property
+    def output(self) -> nn.Linear:
+        """The output layer, whose weights a linear probe fits."""
+        return self[-1]
+
+    def features(self) -> nn.Sequential:
+        """The layers before the head (dropout and the output layer): a view.
+
+        Its output is what the output layer reads, the backbone's features
+        (pooled); the layers are this module's own, not copies.
+        """
+        end = len(self) - 1
+        if isinstance(self[end - 1], nn.Dropout):
+            end -= 1
+        return self[:end]
+
     def freeze(self, frozen: bool = True) -> Classifier:
         """Freeze (or unfreeze) the backbone; returns the module."""
         self.frozen = bool(frozen)
@@ -169,21 +185,24 @@ class Classifier(nn.Sequential):
         return x
 
 
-def build_module(
+POOLINGS = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
+
+
+def build_features(
     backbone: nn.Module,
     image_shape: tuple[int, int, int],
-    n_outputs: int,
     mean,
     std,
-    dropout: float,
     *,
+    pooling: str = "avg",
     owner: str = "",
-) -> Classifier:
-    """``Standardize -> backbone -> [global pool] -> dropout -> Linear(n_outputs)``.
+) -> tuple[list[nn.Module], int]:
+    """``Standardize -> backbone -> [global pool, flatten]`` and its feature count.
 
     The backbone's output size is found with one dry run on a zero image, so any
-    module that maps ``(n, C, H, W)`` to ``(n, F)`` or ``(n, F, h, w)`` fits.
-    ``owner`` (an estimator's name) prefixes the error messages.
+    module that maps ``(n, C, H, W)`` to ``(n, F)`` or ``(n, F, h, w)`` fits;
+    feature maps are pooled to one value per channel (``pooling``: "avg" or
+    "max"). ``owner`` (an estimator's name) prefixes the error messages.
     """
     prefix = f"{owner}: " if owner else ""
     probe = torch.zeros((2, *image_shape))
@@ -209,10 +228,28 @@ def build_module(
         )
     layers: list[nn.Module] = [Standardize(mean, std), backbone]
     if out.ndim == 4:
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers += [POOLINGS[pooling](1), nn.Flatten()]
+    return layers, int(out.shape[1])
+
+
+def build_module(
+    backbone: nn.Module,
+    image_shape: tuple[int, int, int],
+    n_outputs: int,
+    mean,
+    std,
+    dropout: float,
+    *,
+    owner: str = "",
+) -> Classifier:
+    """``Standardize -> backbone -> [global pool] -> dropout -> Linear(n_outputs)``.
+
+    The layers up to the pooling are :func:`build_features`'.
+    """
+    layers, n_features = build_features(backbone, image_shape, mean, std, owner=owner)
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(out.shape[1], n_outputs))
+    layers.append(nn.Linear(n_features, n_outputs))
     return Classifier(*layers)
 
 

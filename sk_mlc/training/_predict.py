@@ -54,8 +54,44 @@ def predict_proba(
 
 
 def _forward(net, images, proba_tensor, tta, batch_size, num_workers) -> np.ndarray:
-    device = str(net.device)
-    # On CUDA, an array that fits goes over once and is batched there.
+    def proba(X):
+        # float32 logits whatever the autocast region computed in.
+        return proba_tensor(net.infer(X).float())
+
+    return forward_batches(
+        net.module_,
+        images,
+        lambda X: tta_proba(proba, X, tta),
+        device=str(net.device),
+        autocast=net.autocast(),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        to_device=lambda X: net.to_device((X,))[0],
+    )
+
+
+def forward_batches(
+    module: torch.nn.Module,
+    images: ImageBatches,
+    compute,
+    *,
+    device: str,
+    autocast,
+    batch_size,
+    num_workers: int,
+    to_device=None,
+) -> np.ndarray:
+    """``compute(X)`` for every batch ``X`` of ``images``, in eval mode, stacked.
+
+    The one forward path of the fitted estimators (``predict_proba``,
+    ``ImageFeatures.transform``): batches read by ``data``'s loader (on CUDA,
+    an array that fits goes over once and is batched there), ``module`` in
+    eval mode once, not per batch as skorch's ``evaluation_step`` sets it,
+    ``inference_mode`` (which skips the autograd bookkeeping ``no_grad``
+    still does) inside ``autocast``, and one copy of the outputs to the host
+    at the end. The mode the module was in is restored: it may go on
+    training.
+    """
     images = training_images(images, device)
     loader = batch_loader(
         batch_dataset(images),
@@ -63,24 +99,25 @@ def _forward(net, images, proba_tensor, tta, batch_size, num_workers) -> np.ndar
         num_workers=num_workers,
         pin_memory=device != "cpu",
     )
-
-    def proba(X):
-        # float32 logits whatever the autocast region computed in.
-        return proba_tensor(net.infer(X).float())
-
-    # Eval mode once, not per batch as skorch's evaluation_step does, and
-    # inference_mode, which skips the autograd bookkeeping no_grad still does.
-    # The mode the net was in is restored: it may go on training.
-    was_training = net.module_.training
-    net.module_.eval()
+    if to_device is None:
+        to_device = moving_to(device)
+    was_training = module.training
+    module.eval()
     try:
-        with torch.inference_mode(), net.autocast():
+        with torch.inference_mode(), autocast:
             batches = []
             for X, _ in loader:
-                X = to_tensor(net.to_device((X,))[0], device=net.device)
-                batches.append(tta_proba(proba, X, tta))
+                X = to_tensor(to_device(X), device=device)
+                batches.append(compute(X))
             # One copy to the host at the end: a copy per batch would make
             # the host wait for each batch before it may queue the next.
             return to_numpy(torch.cat(batches))
     finally:
-        net.module_.train(was_training)
+        module.train(was_training)
+
+
+def moving_to(device: str):
+    """A batch's move to ``device``: without blocking from pinned memory."""
+    if torch.device(device).type == "cpu":
+        return lambda X: X
+    return lambda X: X.to(device, non_blocking=True)

@@ -31,6 +31,12 @@ _MIN_AUTO_BATCH = 8
 # batch_size="auto" at prediction on CUDA.
 _AUTO_PREDICT_BATCH_CUDA = 1024
 
+# After a fitted head, the backbone fine-tunes at this multiple of ``lr``
+# (fastai's fine_tune spreads lr / 100 .. lr over its layer groups), so that
+# the first steps, whose gradients come from a head fitted to the frozen
+# features, do not undo what the backbone learned (bench_transfer.py).
+_FINE_TUNE_BACKBONE_LR = 0.1
+
 # early_stopping with validation_fraction=None holds out this share.
 _EARLY_STOPPING_FRACTION = 0.1
 
@@ -61,6 +67,14 @@ class TrainingSpec:
     init: Weights | None
     statistics: tuple | None
     freeze_epochs: int
+    # The frozen phase as a linear probe fitted to convergence on features
+    # computed once (_head.py), rather than as epochs of the head: fit with
+    # freeze_epochs, in this process (partial_fit and an accelerator train
+    # frozen epochs one by one).
+    fit_head: bool
+    # The backbone's learning rate as a multiple of lr's, when it trains
+    # after a fitted head (1.0 otherwise).
+    backbone_lr: float
     # The loss, decided by the target.
     target: Target
     class_weight: object
@@ -165,6 +179,11 @@ class TrainingSpec:
             np.iinfo(np.int32).max
         )
         device, precision, data_parallel = placement(estimator, name, incremental)
+        fit_head = bool(
+            estimator.freeze_epochs
+            and not incremental
+            and estimator.accelerator is None
+        )
         return cls(
             module=estimator.module,
             width=estimator.width,
@@ -175,6 +194,8 @@ class TrainingSpec:
             init=init,
             statistics=statistics,
             freeze_epochs=estimator.freeze_epochs,
+            fit_head=fit_head,
+            backbone_lr=_FINE_TUNE_BACKBONE_LR if fit_head else 1.0,
             target=target,
             class_weight=estimator.class_weight,
             label_smoothing=float(estimator.label_smoothing),
