@@ -180,7 +180,7 @@ def test_input_forms(form, binary_data, tmp):
     # A model saved and loaded exports the same input (its layout included).
     sk_mlc.save(clf, tmp / f"{form}.safetensors")
     loaded = sk_mlc.load(tmp / f"{form}.safetensors")
-    assert ServingInput.from_classifier(loaded) == ServingInput.from_classifier(clf)
+    assert ServingInput.from_estimator(loaded) == ServingInput.from_estimator(clf)
 
 
 @pytest.mark.parametrize("mode", ["RGB", pytest.param("L", marks=pytest.mark.slow)])
@@ -268,7 +268,7 @@ def test_a_graph_that_computes_otherwise_is_refused(
     # What to_onnx runs before writing: the graph against predict_proba.
     sessions("fitted_binary", fitted_binary)
     model = onnx.load(tmp / "fitted_binary.onnx")
-    inputs = ServingInput.from_classifier(fitted_binary)
+    inputs = ServingInput.from_estimator(fitted_binary)
     _check_against(model, fitted_binary, inputs, onnxruntime)  # its own: passes
     other = copy.deepcopy(fitted_binary)
     with torch.no_grad():

@@ -20,6 +20,7 @@ import torch
 
 from .._classifier import CNNClassifier
 from .._compat import validate_params
+from .._features import ImageFeatures
 from .._sealed import read_sealed
 from ..exceptions import (
     DisallowedContentError,
@@ -28,16 +29,18 @@ from ..exceptions import (
     VersionWarning,
 )
 from ..targets import Target
+from ..thresholds import ThresholdTunerCV
 from ..training import (
     CRITERION,
     MODULE,
     TrainingSpec,
+    build_extractor,
     resolve_device,
     restore,
     saved_depth,
 )
 from ._codec import current_path, decode, set_attribute
-from ._save import ESTIMATORS, MODEL, versions
+from ._save import ESTIMATORS, EXTRACTOR, MODEL, versions
 
 # Fitted state saved under another name by the flat layout (a tuner's target).
 _FORMER_ATTRIBUTES = {"_target": "_target_"}
@@ -131,7 +134,7 @@ def load(path, *, module=None, **overrides):
     if top is None:
         raise SealedFileError(f"{who}: {os.fspath(path)!r} holds no sk_mlc estimator.")
     if module is not None:
-        overrides["module" if top is CNNClassifier else "estimator__module"] = module
+        overrides["estimator__module" if top is ThresholdTunerCV else "module"] = module
     loading = _Loading(tensors, overrides, who)
     try:
         estimator = loading.fitted(document["estimator"], "")
@@ -184,6 +187,11 @@ class _Loading:
                 raise SealedFileError(f"{self.who}: the file holds no network.")
             if not self.missing:
                 self._network(estimator, node["network"], prefix)
+        if cls is ImageFeatures:
+            if not isinstance(node.get("extractor"), dict):
+                raise SealedFileError(f"{self.who}: the file holds no extractor.")
+            if not self.missing:
+                self._extractor(estimator, node["extractor"], prefix)
         return estimator
 
     def _unfitted(self, node, prefix: str):
@@ -279,6 +287,38 @@ class _Loading:
         )
         estimator.device_ = spec.device
         estimator._weights_id_ = None
+
+    def _extractor(self, estimator: ImageFeatures, facts: dict, prefix: str) -> None:
+        """Rebuild ``module_`` from the parameters, then load the saved state.
+
+        On the device it was fitted on, or the CPU (a ``device`` passed to
+        ``load`` decides instead). Every tensor of the module must be in the
+        file, with its shape, and every saved one must have its place.
+        """
+        shape = getattr(estimator, "input_shape_", None)
+        if not _is_image_shape(shape):
+            raise SealedFileError(
+                f"{self.who}: the saved input_shape_ {shape!r} is invalid."
+            )
+        device = resolve_device(estimator.device)
+        if f"{prefix}device" not in self.overrides:
+            device = _available(getattr(estimator, "device_", "cpu"))
+        module, n_features = build_extractor(estimator, shape, seed=0, device="cpu")
+        where = f"{facts.get('tensors')}{EXTRACTOR}"
+        state = {
+            name[len(where) :]: self.tensors.get(name)
+            for name in list(self.tensors)
+            if name.startswith(where)
+        }
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise SealedFileError(
+                f"{self.who}: the saved extractor does not fit the backbone its "
+                f"parameters build: {str(exc).splitlines()[0]}"
+            ) from None
+        estimator.module_ = module.to(device, memory_format=torch.channels_last)
+        estimator.device_ = device
 
     def check_complete(self, top: type) -> None:
         """Raise for parameters the file lacks, overrides that name none, and

@@ -23,13 +23,16 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 
 from .._classifier import CNNClassifier
 from .._compat import TORCH_ONNX_REGISTRY_LOGGER
+from .._features import ImageFeatures
 from ._serving import NAME, ServingInput, ServingModule, ServingParts, serving_parts
 
 _INSTALL = 'pip install "sk_mlc[onnx]"'
 _INPUT, _PROBA, _LABEL = "images", "probabilities", "label"
+_FEATURES = "features"
 # The export is checked on this many random images; a larger gap than this
 # between the graph and predict_proba is an export that went wrong.
 _N_PROBE, _PROBE_TOLERANCE = 3, 1e-4
@@ -47,10 +50,12 @@ def to_onnx(estimator, path, *, opset=None):
 
     Parameters
     ----------
-    estimator : CNNClassifier or ThresholdTunerCV
+    estimator : CNNClassifier, ThresholdTunerCV or ImageFeatures
         A fitted :class:`~sk_mlc.CNNClassifier`, or a fitted
         :class:`~sk_mlc.ThresholdTunerCV` whose ``estimator_`` is one (its
-        tuned ``best_thresholds_`` decide).
+        tuned ``best_thresholds_`` decide); or a fitted
+        :class:`~sk_mlc.ImageFeatures`, whose graph has one output,
+        ``features``, equal to ``transform``.
     path : str or os.PathLike
         The ``.onnx`` file to write; the weights are inside.
     opset : int or None, default=None
@@ -114,13 +119,15 @@ def to_onnx(estimator, path, *, opset=None):
     True
     """
     onnx, onnxruntime = _import_onnx()
-    parts = serving_parts(estimator)
-    classifier = parts.classifier
     if opset is not None and (
         not isinstance(opset, (int, np.integer)) or isinstance(opset, bool)
     ):
         raise TypeError(f"{NAME}: opset must be an int or None; got {opset!r}.")
-    inputs = ServingInput.from_classifier(classifier)
+    if isinstance(estimator, ImageFeatures):
+        return _features_to_onnx(estimator, path, opset, onnx, onnxruntime)
+    parts = serving_parts(estimator)
+    classifier = parts.classifier
+    inputs = ServingInput.from_estimator(classifier)
     network = copy.deepcopy(classifier.net_.module_).cpu().eval()
     module = ServingModule(network, inputs, parts.target, classifier.tta_).eval()
     model = _export(module, inputs, opset)
@@ -132,6 +139,41 @@ def to_onnx(estimator, path, *, opset=None):
     )
     onnx.checker.check_model(model, full_check=True)
     _check_against(model, classifier, inputs, onnxruntime)
+    onnx.save(model, os.fspath(path))
+    return model
+
+
+def _features_to_onnx(estimator: ImageFeatures, path, opset, onnx, ort):
+    """An ``ImageFeatures``' graph: images -> ``features``, checked, written."""
+    if not hasattr(estimator, "module_"):
+        raise NotFittedError(
+            f"{NAME}: this ImageFeatures is not fitted yet; call fit first."
+        )
+    inputs = ServingInput.from_estimator(estimator)
+    network = copy.deepcopy(estimator.module_).cpu().eval()
+    module = ServingModule(network, inputs, None).eval()
+    model = _export(module, inputs, opset, output=_FEATURES)
+    model.doc_string = (
+        f"sk_mlc ImageFeatures: {_INPUT} {inputs.dtype} "
+        f"(batch, {', '.join(map(str, inputs.sample_shape))}) -> {_FEATURES} "
+        "(transform)"
+    )
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    probe = inputs.probe(_N_PROBE, seed=1)
+    got = session.run([_FEATURES], {_INPUT: probe})[0]
+    expected = estimator.transform(probe)
+    scale = max(1.0, float(np.abs(expected).max()))
+    gap = np.abs(got - expected).max() if got.shape == expected.shape else np.inf
+    if not gap <= _PROBE_TOLERANCE * scale:
+        raise ValueError(
+            f"{NAME}: the exported graph does not reproduce ImageFeatures.transform "
+            f"(max |difference| {gap:.3g} on {_N_PROBE} random images, shapes "
+            f"{got.shape} and {expected.shape}): torch's ONNX exporter translated "
+            "part of the module differently. The file was not written."
+        )
     onnx.save(model, os.fspath(path))
     return model
 
@@ -149,7 +191,7 @@ def _import_onnx():
     return onnx, onnxruntime
 
 
-def _export(module: ServingModule, inputs: ServingInput, opset):
+def _export(module: ServingModule, inputs: ServingInput, opset, output=_PROBA):
     """The module as an ONNX model with a dynamic batch axis (torch's exporter)."""
     # Two images: torch.export specialises a dimension of size 1 to a constant,
     # which would fix the batch axis however ``dynamic_shapes`` declares it.
@@ -173,7 +215,7 @@ def _export(module: ServingModule, inputs: ServingInput, opset):
                 dynamo=True,
                 dynamic_shapes=({0: batch},),
                 input_names=[_INPUT],
-                output_names=[_PROBA],
+                output_names=[output],
                 opset_version=opset,
                 verbose=False,
             )

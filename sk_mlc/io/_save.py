@@ -10,7 +10,10 @@ and the loss's class weights as tensors, everything else as one JSON document::
                    "network": {"tensors": prefix, "history": [...], ...}}}
 
 A :class:`~sk_mlc.ThresholdTunerCV` is the same node without ``network``; its
-``estimator_`` attribute is a nested CNNClassifier node. A parameter that has
+``estimator_`` attribute is a nested CNNClassifier node. An
+:class:`~sk_mlc.ImageFeatures` node has ``extractor`` instead of ``network``:
+the state dict of its ``module_``, whose layers ``load`` rebuilds from the
+parameters. A parameter that has
 no place in JSON (a user's module, callbacks, an augmentation function) is
 stored as ``{"__missing__": "a Backbone instance"}``, and ``load`` asks for it
 by name. ``memory`` and ``accelerator`` are never saved: a loaded model has
@@ -29,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._classifier import CNNClassifier
 from .._compat import METADATA_REQUEST_ATTRIBUTE
+from .._features import ImageFeatures
 from .._sealed import write_sealed
 from .._version import __version__
 from ..thresholds import ThresholdTunerCV
@@ -36,12 +40,18 @@ from ..training import snapshot
 from ._codec import Unstorable, encode, import_path
 
 MODEL = "sk_mlc.model"
-ESTIMATORS = {import_path(cls): cls for cls in (CNNClassifier, ThresholdTunerCV)}
+ESTIMATORS = {
+    import_path(cls): cls for cls in (CNNClassifier, ThresholdTunerCV, ImageFeatures)
+}
+# Where an ImageFeatures' module_ tensors go, after the node's prefix.
+EXTRACTOR = "extractor."
 # Where a model caches and what drives training hardware: never saved.
 _NOT_SAVED = frozenset({"memory", "accelerator"})
 # Fitted state that is not saved as an attribute: the network has its own
 # node, and the identity of cached weights names a local cache folder.
-_NOT_ATTRIBUTES = frozenset({"net_", "_weights_id_", METADATA_REQUEST_ATTRIBUTE})
+_NOT_ATTRIBUTES = frozenset(
+    {"net_", "module_", "_weights_id_", METADATA_REQUEST_ATTRIBUTE}
+)
 
 
 def save(estimator, path) -> None:
@@ -54,11 +64,12 @@ def save(estimator, path) -> None:
 
     Parameters
     ----------
-    estimator : CNNClassifier or ThresholdTunerCV
-        A fitted ``CNNClassifier``, or a fitted ``ThresholdTunerCV`` around
-        one. Parameters that are not plain data are stored by import path
-        when they are torch or sk_mlc classes (the default optimizer, a
-        ``functools.partial`` of one, a torch module class); anything else (a
+    estimator : CNNClassifier, ThresholdTunerCV or ImageFeatures
+        A fitted ``CNNClassifier``, a fitted ``ThresholdTunerCV`` around
+        one, or a fitted ``ImageFeatures``. Parameters that are not plain
+        data are stored by import path when they are torch or sk_mlc
+        classes (the default optimizer, a ``functools.partial`` of one, a
+        torch module class); anything else (a
         module instance, callbacks, an augmentation function, ``weights``
         other than a path) is recorded by name only, with a warning:
         :func:`load` then needs it passed in. ``memory`` is not saved.
@@ -119,9 +130,10 @@ def versions() -> dict:
 def _check_savable(estimator, who: str) -> None:
     if type(estimator) not in ESTIMATORS.values():
         raise TypeError(
-            f"{who} saves a fitted CNNClassifier or a ThresholdTunerCV around one; "
-            f"got {type(estimator).__name__}. Other estimators (and Pipelines) can "
-            "be pickled with joblib.dump, for use where you trust the file."
+            f"{who} saves a fitted CNNClassifier, a ThresholdTunerCV around one or "
+            f"an ImageFeatures; got {type(estimator).__name__}. Other estimators "
+            "(and Pipelines) can be pickled with joblib.dump, for use where you "
+            "trust the file."
         )
     check_is_fitted(
         estimator, msg=f"{who}: this {type(estimator).__name__} is not fitted yet."
@@ -164,6 +176,15 @@ def _encode_fitted(estimator, prefix: str, tensors, missing, who) -> dict:
         network, facts = snapshot(estimator.net_, prefix)
         tensors.update(network)
         node["network"] = {**facts, "tensors": prefix}
+    if isinstance(estimator, ImageFeatures):
+        state = estimator.module_.state_dict()
+        tensors.update(
+            {
+                f"{prefix}{EXTRACTOR}{name}": tensor.detach().cpu().contiguous()
+                for name, tensor in state.items()
+            }
+        )
+        node["extractor"] = {"tensors": prefix}
     return node
 
 

@@ -106,15 +106,16 @@ class ServingInput:
     scale: float
 
     @classmethod
-    def from_classifier(cls, classifier: CNNClassifier, caller: str = NAME):
-        """The input ``predict_proba`` reads exactly as it read the training images.
+    def from_estimator(cls, estimator, caller: str = NAME):
+        """The input the fitted ``estimator`` reads as it read its training images.
 
-        The fitted input spec says how (:meth:`sk_mlc.data.InputSpec.graph_input`).
+        A ``CNNClassifier``'s or an ``ImageFeatures``': the fitted input spec
+        says how (:meth:`sk_mlc.data.InputSpec.graph_input`).
         """
-        image_shape = tuple(int(s) for s in classifier.input_shape_)
+        image_shape = tuple(int(s) for s in estimator.input_shape_)
         try:
-            graph = classifier._input_spec_.graph_input(
-                image_shape, type(classifier).__name__
+            graph = estimator._input_spec_.graph_input(
+                image_shape, type(estimator).__name__
             )
         except ValueError as exc:
             raise ValueError(f"{caller}: {exc}") from None
@@ -141,10 +142,12 @@ class ServingInput:
 class ServingModule(nn.Module):
     """Images as passed to ``predict_proba`` -> ``predict_proba``'s output.
 
-    ``pixels`` does what :func:`~sk_mlc.data.read_images` does to one batch
-    (float32, the dtype's scaling, NCHW); the network standardises with its
-    own statistics and returns logits; ``target.proba_tensor`` applies the
-    activation and lays out ``predict_proba``'s columns.
+    (Or, without a ``target``, images as passed to ``ImageFeatures.transform``
+    -> its features.) ``pixels`` does what :func:`~sk_mlc.data.read_images`
+    does to one batch (float32, the dtype's scaling, NCHW); the network
+    standardises with its own statistics and returns logits;
+    ``target.proba_tensor`` applies the activation and lays out
+    ``predict_proba``'s columns.
 
     Test-time augmentation (``tta="flip"``) averages the probabilities of
     ``x`` and of ``x.flip(-1)``, as ``predict_proba`` does; every
@@ -156,7 +159,7 @@ class ServingModule(nn.Module):
         self,
         network: nn.Module,
         inputs: ServingInput,
-        target: Target,
+        target: Target | None,
         tta: str | None = None,
     ):
         super().__init__()
@@ -166,7 +169,9 @@ class ServingModule(nn.Module):
         self.tta = tta
 
     def proba(self, x: torch.Tensor) -> torch.Tensor:
-        return self.target.proba_tensor(self.network(x))
+        # Without a target (ImageFeatures), the network's output is the answer.
+        out = self.network(x)
+        return out if self.target is None else self.target.proba_tensor(out)
 
     def pixels(self, images: torch.Tensor) -> torch.Tensor:
         """The float32 ``(n, C, H, W)`` batch the network reads."""
