@@ -63,7 +63,10 @@ width : int, default=16
 depth : int or "auto", default="auto"
     Number of stages of the built-in CNN. "auto" halves the longer image
     side down to 4 pixels or less: 2 stages for 8x8 images, 4 for 28x28
-    or 32x32, 5 for 56x56 (at least 2, at most 5).""",
+    or 32x32, 5 for 56x56 (at least 2, at most 5). ``CNNClassifier.fit``
+    on fewer than 1,000 training images halves down to 8 pixels or less
+    (3 stages for 28x28): the fourth stage costs accuracy on a few images
+    per class.""",
     "residual": """\
 residual : bool, default=False
     Adds a residual block (two 3x3 convolutions and a skip connection)
@@ -96,13 +99,15 @@ weights : str, path, mapping, CNNClassifier or None, default=None
 normalize : "auto", "imagenet" or (mean, std), default="auto"
     The per-channel standardisation applied inside the network, on the
     [0, 1] pixel scale. "auto" learns mean and std from the training
-    images, or takes them from the fitted ``CNNClassifier`` given as
-    ``weights`` (its backbone learned on them). "imagenet" uses ImageNet's
-    statistics, which backbones pretrained on ImageNet expect (3 channels:
-    pass ``image_mode="RGB"`` for grey images). A pair of sequences (one
-    value or one per channel each) is used as given. Train from scratch
-    with "auto"; start from a published backbone with the statistics it
-    was trained with.""",
+    images; with ``weights``, it takes them from the fitted
+    ``CNNClassifier`` given as ``weights`` (its backbone learned on them),
+    and for weights from a file or a state dict on 3-channel images it
+    uses ImageNet's (published backbones were trained on them; statistics
+    of a few training images cost a linear probe accuracy). "imagenet"
+    uses ImageNet's statistics (3 channels: pass ``image_mode="RGB"`` for
+    grey images). A pair of sequences (one value or one per channel each)
+    is used as given: pass the statistics a backbone was trained with when
+    they are not ImageNet's.""",
     "image_shape": """\
 image_shape : tuple of int or None, default=None
     How to reshape each row of a flat ``(n, d)`` X: ``(H, W)``,

@@ -21,7 +21,6 @@ from .data import (
     AUGMENTATIONS,
     TTA,
     flips,
-    resolve_augment,
     resolve_tta,
 )
 from .targets import (
@@ -195,7 +194,8 @@ class CNNClassifier(
 
     augment_ : str, callable or None
         The training augmentation: ``augment`` with "auto" resolved for the
-        fitted image shape ("flip" for images of at least 16 pixels a side).
+        fitted images ("flip" for images of at least 16 pixels a side and at
+        least 1,000 training images, else None).
 
     tta_ : "flip" or None
         The test-time augmentation ``predict_proba`` applies (``tta``
@@ -479,7 +479,10 @@ class CNNClassifier(
     def augment_(self):
         """The augmentation ``fit`` trains with: ``augment``, "auto" resolved."""
         check_is_fitted(self, "net_")
-        return resolve_augment(self.augment, self.input_shape_)
+        if isinstance(self.augment, str) and self.augment == "auto":
+            # "auto" resolves to flips or to nothing, which _flips_ records.
+            return "flip" if getattr(self, "_flips_", False) else None
+        return self.augment
 
     @property
     def tta_(self) -> str | None:

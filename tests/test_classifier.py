@@ -515,12 +515,34 @@ def test_fitted_network_can_continue_training(multilabel_data):
     assert len(restored.net_.history) == 4
 
 
+def _stages(clf) -> int:
+    return sum(isinstance(m, torch.nn.Conv2d) for m in clf.net_.module_.modules())
+
+
 @pytest.mark.parametrize(
-    "size, stages", [((8, 8), 2), ((28, 28), 4), ((56, 56), 5), ((1, 20), 4)]
+    "size, stages, small",
+    [((8, 8), 2, 2), ((28, 28), 4, 3), ((56, 56), 5, 4), ((1, 20), 4, 3)],
 )
-def test_auto_depth_follows_image_size(size, stages):
+def test_auto_depth_follows_image_size_and_training_set_size(size, stages, small):
     X = np.random.RandomState(0).rand(12, *size).astype(np.float32)
-    clf = CNNClassifier(**{**FAST, "depth": "auto", "max_epochs": 1})
-    clf.fit(X, np.arange(12) % 2)
-    convs = [m for m in clf.net_.module_.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert len(convs) == stages
+    y = np.arange(12) % 2
+    params = {**FAST, "depth": "auto", "max_epochs": 1}
+    # partial_fit does not know how many images will come: the full rule.
+    clf = CNNClassifier(**params).partial_fit(X, y, classes=[0, 1])
+    assert _stages(clf) == stages
+    # fit on fewer than 1,000 images: one stage fewer (down to 8 px).
+    assert _stages(CNNClassifier(**params).fit(X, y)) == small
+
+
+def test_auto_augmentation_waits_for_a_thousand_images():
+    rng = np.random.RandomState(0)
+    X = rng.rand(1000, 16, 16).astype(np.float32)
+    y = np.arange(1000) % 2
+    params = {**FAST, "depth": 2, "max_epochs": 1, "batch_size": 250}
+    assert CNNClassifier(**params).fit(X[:999], y[:999]).augment_ is None
+    assert CNNClassifier(**params).fit(X[:999], y[:999]).tta_ is None
+    large = CNNClassifier(**params).fit(X, y)
+    assert large.augment_ == "flip" and large.tta_ == "flip"
+    # An augmentation that is asked for is used on any number of images.
+    shifted = CNNClassifier(**params, augment="shift").fit(X[:20], y[:20])
+    assert shifted.augment_ == "shift"

@@ -70,9 +70,9 @@ def test_label_smoothing_out_of_range_is_refused(value, binary_data):
 
 @pytest.fixture(scope="module")
 def fitted_16px():
-    """16x16 images: augment="auto" flips them, so tta="auto" flips too."""
+    """16x16 images trained with flips, so tta="auto" flips too."""
     X, Y = quadrant_images(n_samples=96, size=16)
-    return CNNClassifier(**SMALL).fit(X, Y), X
+    return CNNClassifier(**SMALL, augment="flip").fit(X, Y), X
 
 
 def test_auto_augmentation_flips_images_of_16_pixels_and_more(
@@ -81,6 +81,13 @@ def test_auto_augmentation_flips_images_of_16_pixels_and_more(
     clf, _ = fitted_16px
     assert clf.tta_ == "flip"
     assert fitted_multilabel.tta_ is None  # 8x8: no flips in training, none here
+    # "auto" flips 16x16 images given enough of them (test_classifier.py
+    # checks the count).
+    X, Y = quadrant_images(n_samples=1000, size=16)
+    params = {**SMALL, "max_epochs": 1, "batch_size": 500}
+    assert CNNClassifier(**params).fit(X, Y).augment_ == "flip"
+    small = quadrant_images(n_samples=1000, size=8)
+    assert CNNClassifier(**params).fit(*small).augment_ is None
 
 
 def test_tta_flip_averages_the_image_and_its_mirror(fitted_16px):

@@ -14,6 +14,7 @@
 from ._augment import (
     AUGMENT_DOCS,
     AUGMENTATIONS,
+    SMALL_TRAINING_SET,
     TTA,
     Augmenter,
     flips,
@@ -71,6 +72,7 @@ __all__ = [
     "random_shift",
     "read_image",
     "read_images",
+    "SMALL_TRAINING_SET",
     "resolve_augment",
     "resolve_tta",
     "training_images",

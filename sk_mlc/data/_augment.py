@@ -25,11 +25,12 @@ augment : {"auto", "flip", "shift", "flip+shift"}, callable or None, \
     shifts of up to 1/8 of the image side, or both; or a callable
     ``f(X, generator) -> X`` on a float ``(n, C, H, W)`` tensor that draws
     its randomness from ``generator``. "auto" flips images at least 16
-    pixels high and wide (photographs, Fashion-MNIST) and leaves smaller
-    ones (8x8 digits, ``1 x d`` rows) alone. Pass None where a mirror
-    image is not a plausible image of the same class (text, some digits,
-    objects that always face one way) and for a handful of training
-    images, where flips cost accuracy in the transfer benchmark.""",
+    pixels high and wide (photographs, Fashion-MNIST) when there are at
+    least 1,000 training images, and leaves smaller images (8x8 digits,
+    ``1 x d`` rows) and smaller training sets alone (on a few images per
+    class flips cost accuracy in the transfer benchmark). Pass None where
+    a mirror image is not a plausible image of the same class (text, some
+    digits, objects that always face one way).""",
     "tta": """\
 tta : {"auto", "flip"} or None, default="auto"
     Test-time augmentation in ``predict_proba`` (and so ``predict``,
@@ -41,6 +42,12 @@ tta : {"auto", "flip"} or None, default="auto"
     be changed on a fitted model (``tta_`` is the one in use).""",
 }
 
+# Fewer training images than this make a small training set: "auto" settings
+# (augment, CNNClassifier's depth) then resolve as on a few images per class,
+# as scikit-learn's HistGradientBoosting decides early_stopping="auto" from
+# the number of samples.
+SMALL_TRAINING_SET = 1000
+
 # augment="auto" flips images at least this many pixels high and wide:
 # photographs and Fashion-MNIST's 28x28 items, not 8x8 digits or 1 x d rows.
 _AUTO_FLIP_MIN_SIDE = 16
@@ -49,16 +56,22 @@ _AUTO_FLIP_MIN_SIDE = 16
 _SHIFT_FRACTION = 0.125
 
 
-def resolve_augment(augment, image_shape: tuple[int, int, int]):
-    """``augment`` with "auto" resolved for images of ``image_shape`` (C, H, W).
+def resolve_augment(augment, image_shape: tuple[int, int, int], n_samples=None):
+    """``augment`` with "auto" resolved for ``n_samples`` images of ``image_shape``.
 
     "auto" is "flip" for images at least 16 pixels on each side, else None:
     a mirror image of a photograph is as likely as the photograph (fastai and
     timm flip by default too), while a row of tabular features or an 8x8
-    glyph has no such symmetry.
+    glyph has no such symmetry. Below :data:`SMALL_TRAINING_SET` training
+    images (``n_samples``; None: as many as it takes) it is None: on 1 to 20
+    images per class, flips cost up to 0.13 of held-out accuracy (LFW photos,
+    Fashion-MNIST's shoes, which all face one way), and they did not help on
+    up to 300 per class (``benchmarks/bench_transfer.py``'s tiny part).
     """
     if not (isinstance(augment, str) and augment == "auto"):
         return augment
+    if n_samples is not None and n_samples < SMALL_TRAINING_SET:
+        return None
     _, height, width = image_shape
     return "flip" if min(height, width) >= _AUTO_FLIP_MIN_SIDE else None
 

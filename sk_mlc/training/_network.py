@@ -14,10 +14,12 @@ from torch import nn
 _GRID = 4
 # depth="auto" adds stages until the feature maps are at most this small.
 _AUTO_FEATURE_SIDE = 4
+# ... and for a small training set, until they are at most this small.
+_SMALL_FEATURE_SIDE = 8
 _AUTO_DEPTH_RANGE = (2, 5)
 
 
-def auto_depth(image_size: tuple[int, int]) -> int:
+def auto_depth(image_size: tuple[int, int], small: bool = False) -> int:
     """Stages for ``depth="auto"``: halve the longer side down to 4 pixels or less.
 
     28x28 gets 4 stages (28, 14, 7, 3), 32x32 gets 4, 56x56 gets 5, 8x8 gets
@@ -26,9 +28,15 @@ def auto_depth(image_size: tuple[int, int]) -> int:
     last, widest stage on a 3x3 grid is cheap (about a quarter of the
     default network's arithmetic on 28x28) and was the best use of compute
     found for Fashion-MNIST (``benchmarks/bench_recipe.py``).
+
+    A ``small`` training set (``data.SMALL_TRAINING_SET``) halves down to 8
+    pixels or less instead, one stage fewer for most sizes (28x28 and 25x25
+    get 3): on 1 to 20 images per class the fourth stage cost up to 0.2 of
+    held-out accuracy (``benchmarks/bench_transfer.py``'s tiny part).
     """
     longest = max(image_size)
-    halvings = int(np.ceil(np.log2(max(longest / _AUTO_FEATURE_SIDE, 1))))
+    side = _SMALL_FEATURE_SIDE if small else _AUTO_FEATURE_SIDE
+    halvings = int(np.ceil(np.log2(max(longest / side, 1))))
     low, high = _AUTO_DEPTH_RANGE
     return int(np.clip(1 + halvings, low, high))
 
