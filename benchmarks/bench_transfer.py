@@ -1,4 +1,4 @@
-"""How well does CNNClassifier learn from a few images, from scratch and from a backbone?
+"""How well does CNNClassifier learn from a few images, from scratch or a backbone?
 
 Four parts, each a table of the result file (``--only`` picks some):
 
