@@ -52,7 +52,7 @@ __all__ = [
 
 FLAVOR_NAME = "sk_mlc"
 _DATA = "model.safetensors"
-_PREDICT_FNS = ("predict", "predict_proba")
+_PREDICT_FNS = ("predict", "predict_proba", "transform")
 # The packages a saved model needs to be loaded and run, pinned to the versions
 # it was saved with (what MLflow's own flavors record).
 _REQUIREMENTS = (
@@ -116,13 +116,15 @@ def save_model(
 
     Parameters
     ----------
-    model : CNNClassifier or ThresholdTunerCV
+    model : CNNClassifier, ThresholdTunerCV or ImageFeatures
         A fitted model that :func:`sk_mlc.save` can store.
     path : str or os.PathLike
         The folder to create; it must not exist.
-    pyfunc_predict_fn : {"predict", "predict_proba"}, default="predict"
+    pyfunc_predict_fn : {"predict", "predict_proba", "transform"}, \
+default="predict"
         What ``mlflow.pyfunc``'s ``predict`` returns, as for MLflow's
-        scikit-learn flavor (log the model twice to serve both).
+        scikit-learn flavor (log the model twice to serve both);
+        "transform" for an ``ImageFeatures``.
     signature, input_example, pip_requirements, extra_pip_requirements, \
 metadata, mlflow_model
         As in :func:`mlflow.pyfunc.save_model`. Without ``pip_requirements``
@@ -131,10 +133,12 @@ metadata, mlflow_model
     mlflow = _mlflow()
     from mlflow.models import Model
 
-    if pyfunc_predict_fn not in _PREDICT_FNS:
+    if pyfunc_predict_fn not in _PREDICT_FNS or not hasattr(model, pyfunc_predict_fn):
+        offered = [fn for fn in _PREDICT_FNS if hasattr(model, fn)]
         raise ValueError(
             f"sk_mlc.mlflow.save_model: pyfunc_predict_fn must be one of "
-            f"{_PREDICT_FNS}; got {pyfunc_predict_fn!r}."
+            f"{offered}, the methods a {type(model).__name__} has; got "
+            f"{pyfunc_predict_fn!r}."
         )
     if pip_requirements is None and extra_pip_requirements is None:
         pip_requirements = get_default_pip_requirements()
@@ -184,11 +188,12 @@ def log_model(
 
     Parameters
     ----------
-    model : CNNClassifier or ThresholdTunerCV
+    model : CNNClassifier, ThresholdTunerCV or ImageFeatures
         A fitted model that :func:`sk_mlc.save` can store.
     name : str, default=None
         The model's name in the run (MLflow 3's ``name``).
-    pyfunc_predict_fn : {"predict", "predict_proba"}, default="predict"
+    pyfunc_predict_fn : {"predict", "predict_proba", "transform"}, \
+default="predict"
         As in :func:`save_model`.
     registered_model_name, signature, input_example, pip_requirements, \
 extra_pip_requirements, metadata, **kwargs

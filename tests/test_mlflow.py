@@ -132,3 +132,19 @@ def test_default_requirements_pin_what_the_model_runs_on():
     assert requirements[0].startswith("sk_mlc==")
     names = {r.split("==")[0] for r in requirements}
     assert {"torch", "skorch", "scikit-learn", "safetensors"} <= names
+
+
+def test_image_features_are_served_by_transform(data, tmp_path, request):
+    from sk_mlc import ImageFeatures
+
+    X, _ = data
+    features = ImageFeatures(width=4, depth=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="'transform'.*got 'predict'"):
+        sk_mlflow.save_model(features, tmp_path / "wrong")
+    path = tmp_path / "features"
+    sk_mlflow.save_model(features, path, pyfunc_predict_fn="transform")
+    request.getfixturevalue("no_unpickling")
+    served = pyfunc.load_model(str(path))
+    np.testing.assert_allclose(
+        served.predict(X[:4]), features.transform(X[:4]), rtol=1e-6, atol=1e-6
+    )

@@ -5,6 +5,10 @@
   (``sk_mlc/_sealed.py``) read without pickle;
 * ``_serving``: what an exported graph computes, from the estimator's parts;
 * ``_onnx``: :func:`to_onnx`, checked against ``predict_proba`` by onnxruntime.
+
+This package is the estimators' serializer: like pickle, it reads and writes
+their fitted state by name (``_target_``, ``_input_spec_``, ``net_``, ...),
+which no other package outside the estimators' own modules touches.
 """
 
 from ._load import load

@@ -1,8 +1,9 @@
 """The losses the target table chooses from, and the ``loss`` parameter's specs.
 
-Sigmoid targets (binary and multi-label) train with binary cross-entropy by
-default. For rare positives, two losses that down-weight the easy negatives
-which dominate such data:
+Binary targets train with binary cross-entropy by default, multi-label
+targets with the asymmetric loss (``loss="auto"``; measured best on rare
+positives in ``benchmarks/bench_partial_labels.py``). For rare positives, two
+losses that down-weight the easy negatives which dominate such data:
 
 * focal loss (Lin et al., 2017): each label's BCE term scaled by
   ``(1 - p_t) ** gamma``, so confident, correct outputs contribute little;
@@ -160,7 +161,7 @@ class LossSpec(BaseEstimator):
 
 
 class BCE(LossSpec):
-    """Binary cross-entropy: ``loss="auto"``'s choice for sigmoid targets.
+    """Binary cross-entropy: ``loss="auto"``'s choice for binary targets.
 
     Trains with torch's ``BCEWithLogitsLoss`` (with ``label_smoothing``, its
     smoothed subclass; with unknown entries in ``y``, a masked one).

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._compat import is_scorer
+
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den`` with 0 where ``den == 0`` (scikit-learn's ``zero_division=0``)."""
@@ -172,9 +174,10 @@ def looks_like_scorer(scoring) -> bool:
     """A scikit-learn scorer (``make_scorer``, ``get_scorer``): ``f(estimator, X, y)``.
 
     Scorers are callable too, so a parameter check cannot tell them from a
-    metric; their first parameter, or make_scorer's ``_score_func``, can.
+    metric; their first parameter, or scikit-learn's scorer internals
+    (``_compat.is_scorer``), can.
     """
-    if hasattr(scoring, "_score_func") or hasattr(scoring, "_scorers"):
+    if is_scorer(scoring):
         return True
     try:
         params = list(inspect.signature(scoring).parameters)

@@ -113,16 +113,24 @@ compile : bool or dict, default=False
     ``accelerator``, Accelerate compiles (its ``dynamo_backend``).""",
     "freeze_epochs": """\
 freeze_epochs : int, default=0
-    The first ``freeze_epochs`` of the ``max_epochs`` train only the head:
-    the backbone runs without autograd, in eval mode (its BatchNorm
-    statistics do not move), which makes those epochs several times
-    cheaper. The remaining epochs fine-tune everything.
-    ``freeze_epochs >= max_epochs`` is a linear probe. With
-    ``lr_schedule="onecycle"``, each phase gets its own one-cycle
-    schedule (as fastai's ``fine_tune``): the head alone warms up and
-    anneals, then the whole network does. Used with
-    ``weights``; epochs count over the network's life, so ``partial_fit``
-    calls freeze for as long as the first epochs of ``fit`` would.""",
+    The first ``freeze_epochs`` of the ``max_epochs`` train only the head,
+    on a frozen backbone (eval mode: its BatchNorm statistics do not move).
+    ``fit`` does it as a linear probe fitted to convergence: the backbone
+    runs once over the training images (once more for their mirror images
+    when ``augment_`` flips; shifts and a callable ``augment`` apply to the
+    later epochs only), and the output layer is fitted on those features
+    by full-batch L-BFGS, minimising the training loss plus
+    ``||W||^2 / (2 n)``: for cross-entropy, scikit-learn's
+    ``LogisticRegression(C=1.0)`` on the same features. This is one row of
+    ``net_.history`` (``head_fit``), standing for the frozen epochs.
+    ``freeze_epochs >= max_epochs`` is the probe alone; otherwise the
+    remaining epochs fine-tune everything in one cycle, the backbone at a
+    tenth of ``lr`` (as fastai's ``fine_tune`` lowers the early layers'
+    rates), so that the fitted head is not undone. ``partial_fit`` (and a
+    fit with an ``accelerator``) trains the frozen epochs one by one;
+    epochs count over the network's life, so ``partial_fit`` calls freeze
+    for as long as the first epochs of ``fit`` would. Used with
+    ``weights``.""",
     "warm_start": """\
 warm_start : bool, default=False
     When True and the estimator is fitted, ``fit`` continues training the
@@ -135,10 +143,11 @@ warm_start : bool, default=False
 label_smoothing : float in [0, 1), default=0.0
     Moves the training targets towards the uniform distribution:
     cross-entropy's ``label_smoothing`` for multiclass targets, and
-    targets ``y (1 - e) + e / 2`` in the binary cross-entropy of binary
-    and multi-label targets. It discourages over-confident logits, which
-    pays over long trainings; probabilities then stay inside
-    ``[e / 2, 1 - e / 2]`` on the training data.""",
+    targets ``y (1 - e) + e / 2`` in the sigmoid loss of binary and
+    multi-label targets (binary cross-entropy, focal or asymmetric). It
+    discourages over-confident logits, which pays over long trainings;
+    probabilities then stay inside ``[e / 2, 1 - e / 2]`` on the training
+    data.""",
     "class_weight": """\
 class_weight : "balanced", dict, array-like or None, default=None
     Class weights in the loss. For 1-D targets: "balanced" or a dict
