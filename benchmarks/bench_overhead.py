@@ -26,11 +26,11 @@ A second part (``null``) measures the fixed cost of a step, where the
 network does no arithmetic to speak of: a linear layer on 4x4 images
 (``module=torch.nn.Flatten()``, no dropout, no augmentation), 12,800 images
 in batches of 128, against the same plain loop over a copy of that network.
-A training step's cost is the difference between a 5-epoch and a 1-epoch fit
-divided by the 400 extra steps, so that what a fit pays once (checks, the
-input statistics, building the net) drops out; a prediction batch's is the
-difference between a pass over 12,800 and over 1,280 images, divided by the
-90 extra batches. Targets: both at most 1.25x the plain loop's.
+A training step's cost is an epoch's (the median epoch of a 6-epoch fit, the
+first left out) over its 100 steps, so that what a fit pays once (checks,
+the input statistics, building the net) drops out; a prediction batch's is
+the difference between a pass over 12,800 and over 1,280 images, divided by
+the 90 extra batches. Targets: both at most 1.25x the plain loop's.
 
 Writes ``benchmarks/results/overhead.md``. Run:
 ``python benchmarks/bench_overhead.py`` (``--quick`` for a smoke test;
@@ -71,8 +71,11 @@ DEFAULTS = cnn_defaults()
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def plain_fit(module, X, y, config, seed):
-    """A hand-written training loop over a copy of ``module``; returns it trained."""
+def plain_fit(module, X, y, config, seed, durations=None):
+    """A hand-written training loop over a copy of ``module``; returns it trained.
+
+    ``durations``, a list, receives each epoch's seconds.
+    """
     module = copy.deepcopy(module)
     optimizer = torch.optim.AdamW(
         module.parameters(), lr=config["lr"], weight_decay=config["weight_decay"]
@@ -89,6 +92,7 @@ def plain_fit(module, X, y, config, seed):
     augment = torch.Generator(device=DEVICE).manual_seed(seed)
     module.train()
     for _ in range(epochs):
+        began = time.perf_counter()
         order = torch.randperm(len(X), generator=generator).numpy()
         for start in range(0, len(X), batch_size):
             index = order[start : start + batch_size]
@@ -103,6 +107,10 @@ def plain_fit(module, X, y, config, seed):
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+        if durations is not None:
+            if DEVICE == "cuda":
+                torch.cuda.synchronize()
+            durations.append(time.perf_counter() - began)
     if DEVICE == "cuda":
         torch.cuda.synchronize()  # the timed fit ends when the GPU is done
     return module
@@ -364,13 +372,18 @@ def null_part(args, argv) -> list[str]:
     module, _ = initial_network(X, y, channels_last=True, **params)
     config = dict(DEFAULTS, batch_size=NULL_BATCH, flips=False)
     steps = -(-n // NULL_BATCH)
-    short, long = 1, 5
+    epochs = 3 if args.quick else 6
     repeats = 2 if args.quick else 7
 
-    def fit(side, epochs):
+    def step_seconds(side):
+        """The median epoch of one fit (its first left out), per step."""
         if side == "CNNClassifier":
-            return timed(CNNClassifier(**params, max_epochs=epochs).fit, X, y)[1]
-        return timed(plain_fit, module, X, y, dict(config, max_epochs=epochs), 0)[1]
+            fitted = CNNClassifier(**params, max_epochs=epochs).fit(X, y)
+            durations = list(fitted.net_.history[:, "dur"])
+        else:
+            durations = []
+            plain_fit(module, X, y, dict(config, max_epochs=epochs), 0, durations)
+        return statistics.median(durations[1:]) / steps
 
     fitted = CNNClassifier(**params, max_epochs=1).fit(X, y)
     trained = plain_fit(module, X, y, dict(config, max_epochs=1), 0)
@@ -381,20 +394,25 @@ def null_part(args, argv) -> list[str]:
             trained, images, NULL_BATCH, None
         ),
     }
+
+    def batch_seconds(side):
+        """(pass over X - pass over X[:few]) / the extra batches; medians of 3."""
+        whole = statistics.median(timed(predictors[side], X)[1] for _ in range(3))
+        part = statistics.median(timed(predictors[side], X[:few])[1] for _ in range(3))
+        return (whole - part) / (steps - -(-few // NULL_BATCH))
+
     sides = list(predictors)
     step_us = {side: [] for side in sides}
     batch_us = {side: [] for side in sides}
     for side in sides:  # warm-up
-        fit(side, short)
+        step_seconds(side)
         predictors[side](X)
     for repeat in range(repeats):
         order = sides if repeat % 2 == 0 else sides[::-1]
         for side in order:
-            extra = fit(side, long) - fit(side, short)
-            step_us[side].append(1e6 * extra / ((long - short) * steps))
+            step_us[side].append(1e6 * step_seconds(side))
         for side in order:
-            extra = timed(predictors[side], X)[1] - timed(predictors[side], X[:few])[1]
-            batch_us[side].append(1e6 * extra / (steps - -(-few // NULL_BATCH)))
+            batch_us[side].append(1e6 * batch_seconds(side))
     step_ratio = statistics.median(
         a / b for a, b in zip(*step_us.values(), strict=True)
     )
@@ -428,9 +446,10 @@ def null_part(args, argv) -> list[str]:
         "augment=None, tta=None)`: Standardize + Flatten + Linear(16, 10), "
         "AdamW, one-cycle schedule; the plain loop trains a copy of that network "
         f"from the same weights, on {DEVICE}.",
-        f"- Step: (fit of {long} epochs - fit of {short}) / "
-        f"{(long - short) * steps} steps; prediction batch: (pass over {n} images "
-        f"- pass over {few}) / {steps - -(-few // NULL_BATCH)} batches. "
+        f"- Step: the median epoch of a {epochs}-epoch fit (its first left out; "
+        "CNNClassifier's from skorch's `dur`, the loop's timed alike) over its "
+        f"{steps} steps; prediction batch: (pass over {n} images - pass over "
+        f"{few}, each the median of 3) / {steps - -(-few // NULL_BATCH)} batches. "
         f"{repeats} alternating repeats after a warm-up, the side that goes first "
         "swapping; the ratio is the median of the per-repeat ratios.",
         f"- Step ratio {step_ratio:.3f}x (target <= {TARGET_NULL_STEP_RATIO}): "

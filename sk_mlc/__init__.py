@@ -4,8 +4,9 @@ Softmax or sigmoid? :class:`CNNClassifier` decides from ``y``: 1-D labels with
 three or more classes train a softmax network with cross-entropy; two classes
 and multi-hot indicator matrices train sigmoid outputs (binary cross-entropy,
 or the asymmetric loss for multi-label targets), decided by a ``threshold``
-that is an ordinary, tunable hyperparameter. :class:`ThresholdTunerCV` tunes thresholds, each label's own or
-one shared, at the cost of one fit per CV split, and :class:`ThresholdDisplay`
+that is an ordinary, tunable hyperparameter. :class:`ThresholdTunerCV` tunes
+thresholds, each label's own or one shared, at the cost of one fit per CV
+split, and :class:`ThresholdDisplay`
 plots why it chose them. :class:`ImageLoader` and :class:`LazyImages`
 bring image files in through Pillow; :mod:`sk_mlc.datasets` reads the common
 folder and CSV layouts and :mod:`sk_mlc.model_selection` splits multi-label

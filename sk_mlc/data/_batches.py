@@ -37,13 +37,18 @@ class BatchDataset(Dataset):
         self.images = images
         self.y = y
         self.index = np.arange(len(images)) if index is None else np.asarray(index)
+        # All the rows in order (no validation split): positions are rows,
+        # and a batch needs no gather of the index.
+        self.identity = len(self.index) == len(images) and bool(
+            np.array_equal(self.index, np.arange(len(images)))
+        )
         self.sample_weight = sample_weight
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, positions):
-        rows = self.index[positions]
+        rows = positions if self.identity else self.index[positions]
         X = self.images.batch(rows)
         y = None if self.y is None else torch.from_numpy(self.y[rows])
         if self.sample_weight is not None:

@@ -130,13 +130,31 @@ class Net(NeuralNet):
         as skorch calls them, in the same order.
         """
         getattr(self, method_name)(self, **cb_kwargs)
-        empty = getattr(Callback, method_name, None)
-        for _, callback in self.callbacks_:
-            if getattr(
-                type(callback), method_name, None
-            ) is empty and method_name not in vars(callback):
-                continue
-            getattr(callback, method_name)(self, **cb_kwargs)
+        for listener in self._listeners(method_name):
+            listener(self, **cb_kwargs)
+
+    def _listeners(self, method_name: str) -> list:
+        """The callbacks' bound ``method_name`` methods that do something.
+
+        Worked out once per list of callbacks: skorch builds a new
+        ``callbacks_`` list whenever it initialises them (``set_params``).
+        """
+        callbacks = self.callbacks_
+        cache = self.__dict__.get("_listener_cache")
+        if cache is None or cache[0] is not callbacks:
+            cache = (callbacks, {})
+            self.__dict__["_listener_cache"] = cache
+        found = cache[1].get(method_name)
+        if found is None:
+            empty = getattr(Callback, method_name, None)
+            found = [
+                getattr(callback, method_name)
+                for _, callback in callbacks
+                if getattr(type(callback), method_name, None) is not empty
+                or method_name in vars(callback)
+            ]
+            cache[1][method_name] = found
+        return found
 
     def _augmented(self, batch):
         """``batch`` on the device, augmented (training batches only)."""
@@ -213,13 +231,14 @@ class Net(NeuralNet):
             return
         rows, losses = [], []
         loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
+        batches = self.history[-1]["batches"]  # this epoch's batch rows
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             loss = step["loss"].detach()
             # The batch's row, which on_batch_begin opened (what
             # history.record_batch writes to, without its lookups).
-            row = self.history[-1]["batches"][-1]
+            row = batches[-1]
             row[loss_key] = loss.item() if self.sync_every_batch else loss
             row[size_key] = get_len(batch[0])
             rows.append(row)
@@ -317,6 +336,7 @@ class Net(NeuralNet):
         """
         live = self.__dict__
         state = dict(live)
+        state.pop("_listener_cache", None)  # bound methods: rebuilt on demand
         if "optimizer_" in state:
             state["optimizer_"] = None
         if "grad_scaler_" in state:
