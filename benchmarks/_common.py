@@ -216,8 +216,9 @@ def provenance(script: str, argv=None) -> list[str]:
 def multilabel_scores(Y_true, Y_pred, proba=None) -> dict:
     """What the multi-label literature reports, on a full-label test set.
 
-    ``macro`` and ``micro`` F1 of the decisions ``Y_pred``, each label's F1
-    (``per_label``), and, given the positive-class probabilities ``proba``,
+    ``macro``, ``micro`` and ``samples`` F1 of the decisions ``Y_pred``, each
+    label's F1 (``per_label``), and, given the positive-class probabilities
+    ``proba``,
     the mean average precision ``mAP`` (macro ``average_precision_score``,
     threshold-free: how well each label's probabilities rank its positives)
     and the share of ``empty`` rows predicted without any label.
@@ -228,6 +229,7 @@ def multilabel_scores(Y_true, Y_pred, proba=None) -> dict:
     out = {
         "macro": f1_score(Y_true, Y_pred, average="macro", zero_division=0),
         "micro": f1_score(Y_true, Y_pred, average="micro", zero_division=0),
+        "samples": f1_score(Y_true, Y_pred, average="samples", zero_division=0),
         "per_label": f1_score(Y_true, Y_pred, average=None, zero_division=0),
         "empty": float((Y_pred.sum(axis=1) == 0).mean()),
     }

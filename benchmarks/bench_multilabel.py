@@ -34,11 +34,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cnn_defaults, initial_network, provenance, write_markdown
+from _common import (
+    cnn_defaults,
+    initial_network,
+    multilabel_scores,
+    provenance,
+    write_markdown,
+)
 from _data import fashion_mosaics
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, f1_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neural_network import MLPClassifier
 from skorch import NeuralNet, NeuralNetClassifier
@@ -60,13 +65,8 @@ AVERAGES = ("micro", "macro", "samples")
 
 
 def scores(Y_true, Y_pred, proba=None):
-    """F1 of three averages, and mAP (macro average precision) given ``proba``."""
-    out = {
-        average: f1_score(Y_true, Y_pred, average=average, zero_division=0)
-        for average in AVERAGES
-    }
-    out["mAP"] = None if proba is None else average_precision_score(Y_true, proba)
-    return out
+    """F1 of three averages, and mAP (None without ``proba``): _common's."""
+    return {"mAP": None, **multilabel_scores(Y_true, Y_pred, proba)}
 
 
 def timed_fit(model, X, Y):

@@ -377,7 +377,8 @@ def run(cfg, data, device):
                     dd = (
                         min(d, (1 + step) / (10 + step)) if cfg.get("warm", True) else d
                     )
-                    torch._foreach_lerp_(e, cur, 1 - dd)
+                    for average, tensor in zip(e, cur, strict=True):
+                        average.lerp_(tensor, 1 - dd)
         accs = {"raw": evaluate()}
         for d, e in zip(ema_decays, emas, strict=False):
             accs[f"ema{d}"] = evaluate(e)
