@@ -143,7 +143,7 @@ def main(argv=None):
         record(
             "ThresholdTunerCV, per label, default thresholds=100 (same cache)",
             100,
-            tuner(True, shared, ThresholdTunerCV().thresholds),
+            tuner(True, shared, ThresholdTunerCV(CNNClassifier()).thresholds),
         )
         runs = runs[:2] + runs[2 * args.repeats :]
 

@@ -6,7 +6,7 @@ digits) with CNNClassifier's default parameters:
 
 1. multiclass: one digit per image -> softmax + cross-entropy;
 2. multi-label: two real digits side by side on one canvas, y = the set of
-   digits present -> sigmoid + binary cross-entropy, decided by a threshold;
+   digits present -> sigmoid + the asymmetric loss, decided by a threshold;
 3. GridSearchCV over that threshold, with ``memory`` so that the network is
    trained once per fold, not once per threshold.
 

