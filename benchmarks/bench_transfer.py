@@ -486,7 +486,7 @@ def tiny_section(args, tiny, checks) -> str:
         "",
         f"- {args.tiny_draws} draws per row; LFW tested on every photo not drawn, "
         "Fashion-MNIST 5-9 on its 5,000 test images. Defaults: `CNNClassifier()`, "
-        "which on fewer than 1,000 training images does not flip (`augment_` "
+        "which on fewer than 200 training images does not flip (`augment_` "
         "None, so no test-time flips) and uses one stage fewer (3 on 25x25 and "
         "28x28), 14 epochs. Previous: `depth=3, augment=None, tta=None, "
         "max_epochs=12`. A row passes when the defaults lose by no more than the "

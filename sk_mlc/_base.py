@@ -64,7 +64,7 @@ depth : int or "auto", default="auto"
     Number of stages of the built-in CNN. "auto" halves the longer image
     side down to 4 pixels or less: 2 stages for 8x8 images, 4 for 28x28
     or 32x32, 5 for 56x56 (at least 2, at most 5). ``CNNClassifier.fit``
-    on fewer than 1,000 training images halves down to 8 pixels or less
+    on fewer than 200 training images halves down to 8 pixels or less
     (3 stages for 28x28): the fourth stage costs accuracy on a few images
     per class.""",
     "residual": """\

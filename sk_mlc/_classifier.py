@@ -195,7 +195,7 @@ class CNNClassifier(
     augment_ : str, callable or None
         The training augmentation: ``augment`` with "auto" resolved for the
         fitted images ("flip" for images of at least 16 pixels a side and at
-        least 1,000 training images, else None).
+        least 200 training images, else None).
 
     tta_ : "flip" or None
         The test-time augmentation ``predict_proba`` applies (``tta``

@@ -530,17 +530,17 @@ def test_auto_depth_follows_image_size_and_training_set_size(size, stages, small
     # partial_fit does not know how many images will come: the full rule.
     clf = CNNClassifier(**params).partial_fit(X, y, classes=[0, 1])
     assert _stages(clf) == stages
-    # fit on fewer than 1,000 images: one stage fewer (down to 8 px).
+    # fit on fewer than 200 images: one stage fewer (down to 8 px).
     assert _stages(CNNClassifier(**params).fit(X, y)) == small
 
 
-def test_auto_augmentation_waits_for_a_thousand_images():
+def test_auto_augmentation_waits_for_two_hundred_images():
     rng = np.random.RandomState(0)
-    X = rng.rand(1000, 16, 16).astype(np.float32)
-    y = np.arange(1000) % 2
-    params = {**FAST, "depth": 2, "max_epochs": 1, "batch_size": 250}
-    assert CNNClassifier(**params).fit(X[:999], y[:999]).augment_ is None
-    assert CNNClassifier(**params).fit(X[:999], y[:999]).tta_ is None
+    X = rng.rand(200, 16, 16).astype(np.float32)
+    y = np.arange(200) % 2
+    params = {**FAST, "depth": 2, "max_epochs": 1, "batch_size": 50}
+    assert CNNClassifier(**params).fit(X[:199], y[:199]).augment_ is None
+    assert CNNClassifier(**params).fit(X[:199], y[:199]).tta_ is None
     large = CNNClassifier(**params).fit(X, y)
     assert large.augment_ == "flip" and large.tta_ == "flip"
     # An augmentation that is asked for is used on any number of images.

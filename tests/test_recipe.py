@@ -83,10 +83,10 @@ def test_auto_augmentation_flips_images_of_16_pixels_and_more(
     assert fitted_multilabel.tta_ is None  # 8x8: no flips in training, none here
     # "auto" flips 16x16 images given enough of them (test_classifier.py
     # checks the count).
-    X, Y = quadrant_images(n_samples=1000, size=16)
-    params = {**SMALL, "max_epochs": 1, "batch_size": 500}
+    X, Y = quadrant_images(n_samples=200, size=16)
+    params = {**SMALL, "max_epochs": 1, "batch_size": 100}
     assert CNNClassifier(**params).fit(X, Y).augment_ == "flip"
-    small = quadrant_images(n_samples=1000, size=8)
+    small = quadrant_images(n_samples=200, size=8)
     assert CNNClassifier(**params).fit(*small).augment_ is None
 
 
