@@ -14,10 +14,10 @@ For cross-entropy and binary cross-entropy that is scikit-learn's
 regression a scikit-learn user would fit on the same features
 (``tests/test_head.py``).
 
-Measured on the LFW photos with EfficientNet-Lite0's ImageNet weights
-(``benchmarks/bench_transfer.py``): ten epochs of AdamW on the head, the
-previous probe, left it well short of that logistic regression on five
-photos per class.
+On the LFW photos with EfficientNet-Lite0's ImageNet weights at 224x224 and
+five photos per class, the previous probe (ten epochs of AdamW on the head)
+scored 0.944 where that logistic regression scored about 0.99; this one
+scores as the logistic regression does (``benchmarks/bench_transfer.py``).
 """
 
 from __future__ import annotations
