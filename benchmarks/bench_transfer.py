@@ -140,15 +140,20 @@ def photo_statistics(X, size: int):
     return [mean] * 3, [std] * 3
 
 
+def lfw_backbone(backbone, weights, size: int) -> dict:
+    """EfficientNet-Lite0 for the 25x25 grey photos: resized, in RGB."""
+    return {
+        "module": backbone,
+        "weights": weights,
+        "image_size": size,
+        "image_mode": "RGB",
+    }
+
+
 def run_photos(args, backbone, weights):
     """``{(method, shots): [(accuracy, fit seconds) per draw]}``."""
     X, y = lfw_faces()
-    pretrained = {
-        "module": backbone,
-        "weights": weights,
-        "image_size": args.size,
-        "image_mode": "RGB",
-    }
+    pretrained = lfw_backbone(backbone, weights, args.size)
     epochs = {"max_epochs": args.epochs}
 
     def models(seed, train):
@@ -273,10 +278,7 @@ def run_speed(args, backbone, weights):
     """Seconds of a 10-epoch probe fit and of one predict_proba pass, per round."""
     X, y = lfw_faces()
     params = {
-        "module": backbone,
-        "weights": weights,
-        "image_size": args.size,
-        "image_mode": "RGB",
+        **lfw_backbone(backbone, weights, args.size),
         "max_epochs": args.epochs,
         "freeze_epochs": args.epochs,
         "random_state": 0,

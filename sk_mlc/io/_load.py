@@ -237,6 +237,22 @@ class _Loading:
                 ) from None
         return estimator
 
+    def _shape_and_device(self, estimator, prefix: str) -> tuple:
+        """The saved ``input_shape_``, checked, and the device to rebuild on.
+
+        The device the model was fitted on where this machine has it, else
+        the CPU; a ``device`` passed to ``load`` (``prefix`` names the
+        estimator's parameters) decides instead.
+        """
+        shape = getattr(estimator, "input_shape_", None)
+        if not _is_image_shape(shape):
+            raise SealedFileError(
+                f"{self.who}: the saved input_shape_ {shape!r} is invalid."
+            )
+        if f"{prefix}device" in self.overrides:
+            return shape, resolve_device(estimator.device)
+        return shape, _available(getattr(estimator, "device_", "cpu"))
+
     def _network(self, estimator: CNNClassifier, facts: dict, prefix: str) -> None:
         """Rebuild ``net_`` on the device it was trained on, or the CPU.
 
@@ -246,14 +262,7 @@ class _Loading:
         target = getattr(estimator, "_target_", None)
         if not isinstance(target, Target):
             raise SealedFileError(f"{self.who}: the file holds no fitted target.")
-        shape = getattr(estimator, "input_shape_", None)
-        if not _is_image_shape(shape):
-            raise SealedFileError(
-                f"{self.who}: the saved input_shape_ {shape!r} is invalid."
-            )
-        device = resolve_device(estimator.device)
-        if f"{prefix}device" not in self.overrides:
-            device = _available(getattr(estimator, "device_", "cpu"))
+        shape, device = self._shape_and_device(estimator, prefix)
         # A copy with this machine's device, whose weights= is not read again:
         # the saved weights replace whatever training started from.
         resolved = copy.copy(estimator)
@@ -295,14 +304,7 @@ class _Loading:
         ``load`` decides instead). Every tensor of the module must be in the
         file, with its shape, and every saved one must have its place.
         """
-        shape = getattr(estimator, "input_shape_", None)
-        if not _is_image_shape(shape):
-            raise SealedFileError(
-                f"{self.who}: the saved input_shape_ {shape!r} is invalid."
-            )
-        device = resolve_device(estimator.device)
-        if f"{prefix}device" not in self.overrides:
-            device = _available(getattr(estimator, "device_", "cpu"))
+        shape, device = self._shape_and_device(estimator, prefix)
         module, n_features = build_extractor(estimator, shape, seed=0, device="cpu")
         where = f"{facts.get('tensors')}{EXTRACTOR}"
         state = {
