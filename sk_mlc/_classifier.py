@@ -186,7 +186,8 @@ class CNNClassifier(
     %(feature_names_in_)s
 
     n_iter_ : int
-        Epochs actually run (fewer than ``max_epochs`` after early stopping).
+        Epochs actually run (fewer than ``max_epochs`` after early stopping);
+        the head fitted on the frozen backbone (``freeze_epochs``) is one.
 
     %(device_)s
 
